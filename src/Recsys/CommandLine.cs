@@ -1,0 +1,43 @@
+namespace Recsys.Cli;
+
+/// <summary>Dispatches `recsys VERB ...` to the verb's command; every command lives in its own file.</summary>
+public static class CommandLine
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            switch (args[0])
+            {
+                // VERBS (keep one line per verb; each command parses its own options)
+                default:
+                    Console.Error.WriteLine($"recsys: unknown command '{args[0]}'\n\n{Usage}");
+                    return 2;
+            }
+        }
+        catch (CliException e)
+        {
+            Console.Error.WriteLine($"recsys {args[0]}: {e.Message}");
+            return 2;
+        }
+        await Task.CompletedTask;
+    }
+
+    public const string Usage = """
+        usage: recsys <command> [options]
+
+        commands:
+          serve         start a silo and the HTTP API (single node by default)
+          demo-model    write a deterministic synthetic DLRM into a model repository
+          rank          score a ranking request body offline
+          bench         drive a running cluster (load, capacity, bandwidth)
+        """;
+}
+
+/// <summary>A user error on the command line: printed without a stack trace, exit code 2.</summary>
+public sealed class CliException(string message) : Exception(message);

@@ -1,0 +1,3 @@
+using Recsys.Cli;
+
+return await CommandLine.RunAsync(args);
