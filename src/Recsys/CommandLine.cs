@@ -3,12 +3,12 @@ namespace Recsys.Cli;
 /// <summary>Dispatches `recsys VERB ...` to the verb's command; every command lives in its own file.</summary>
 public static class CommandLine
 {
-    public static async Task<int> RunAsync(string[] args)
+    public static Task<int> RunAsync(string[] args)
     {
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             Console.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
+            return Task.FromResult(args.Length == 0 ? 2 : 0);
         }
         try
         {
@@ -17,15 +17,14 @@ public static class CommandLine
                 // VERBS (keep one line per verb; each command parses its own options)
                 default:
                     Console.Error.WriteLine($"recsys: unknown command '{args[0]}'\n\n{Usage}");
-                    return 2;
+                    return Task.FromResult(2);
             }
         }
         catch (CliException e)
         {
             Console.Error.WriteLine($"recsys {args[0]}: {e.Message}");
-            return 2;
+            return Task.FromResult(2);
         }
-        await Task.CompletedTask;
     }
 
     public const string Usage = """
