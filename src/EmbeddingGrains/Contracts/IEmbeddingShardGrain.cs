@@ -1,0 +1,78 @@
+namespace Recsys.EmbeddingGrains.Contracts;
+
+/// <summary>
+/// One shard of one embedding table, keyed "{model}/{version}/{table}/{shard}" (see <see cref="ShardKey"/>).
+/// It pools its rows per bag where they live, so callers receive bags x dim floats, not rows x dim.
+/// </summary>
+public interface IEmbeddingShardGrain : IGrainWithStringKey
+{
+    /// <summary>Partial pooled sums (always sum: the caller divides for mean pooling once all shards answered).</summary>
+    Task<PooledLookupResult> Lookup(PooledLookupRequest request);
+
+    /// <summary>Replaces rows (global row ids owned by this shard) while lookups continue.</summary>
+    Task UpsertRows(RowUpsert upsert);
+
+    /// <summary>Load state, rows held, cache statistics.</summary>
+    Task<ShardStatus> GetStatus();
+
+    /// <summary>Forces a FASTER checkpoint now (also taken on a timer and at deactivation).</summary>
+    Task Checkpoint();
+}
+
+/// <summary>
+/// Ids are global row ids of the table; every id must belong to this shard (id mod S == shard).
+/// Offsets has Bags + 1 entries (CSR). Weights is null or one weight per id.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed class PooledLookupRequest
+{
+    [Id(0)] public long[] Ids { get; init; } = [];
+    [Id(1)] public int[] Offsets { get; init; } = [0];
+    [Id(2)] public float[]? Weights { get; init; }
+}
+
+/// <summary>Bags x Dim partial sums, row-major.</summary>
+[GenerateSerializer, Immutable]
+public sealed class PooledLookupResult
+{
+    [Id(0)] public int Bags { get; init; }
+    [Id(1)] public int Dim { get; init; }
+    [Id(2)] public float[] Pooled { get; init; } = [];
+}
+
+/// <summary>New fp32 values for rows (Ids.Length x Dim, row-major); the shard encodes them in its row format.</summary>
+[GenerateSerializer, Immutable]
+public sealed class RowUpsert
+{
+    [Id(0)] public long[] Ids { get; init; } = [];
+    [Id(1)] public float[] Values { get; init; } = [];
+}
+
+[GenerateSerializer, Immutable]
+public sealed class ShardStatus
+{
+    [Id(0)] public string Key { get; init; } = "";
+    [Id(1)] public string Silo { get; init; } = "";
+    [Id(2)] public long Rows { get; init; }
+    [Id(3)] public long ResidentRows { get; init; }
+    [Id(4)] public long Lookups { get; init; }
+    [Id(5)] public long CacheHits { get; init; }
+    [Id(6)] public long CacheMisses { get; init; }
+    [Id(7)] public bool RecoveredFromCheckpoint { get; init; }
+}
+
+/// <summary>Builds and parses the shard grain key "{model}/{version}/{table}/{shard}".</summary>
+public static class ShardKey
+{
+    public static string Format(string model, string version, string table, int shard) => $"{model}/{version}/{table}/{shard}";
+
+    public static (string Model, string Version, string Table, int Shard) Parse(string key)
+    {
+        string[] parts = key.Split('/');
+        if (parts.Length != 4 || !int.TryParse(parts[3], out int shard) || shard < 0)
+        {
+            throw new ArgumentException($"shard key '{key}' is not model/version/table/shard", nameof(key));
+        }
+        return (parts[0], parts[1], parts[2], shard);
+    }
+}
