@@ -12,7 +12,8 @@ public enum InteractionKind
 }
 
 /// <summary>One embedding table of a DLRM as model.json declares it.</summary>
-public sealed record TableSpec(string Name, long Rows, int Dim, Pooling Pooling, RowFormat Storage, int Shards)
+/// <param name="Lookups">Typical ids per bag (the pooling factor); load generators use it, serving does not.</param>
+public sealed record TableSpec(string Name, long Rows, int Dim, Pooling Pooling, RowFormat Storage, int Shards, int Lookups = 1)
 {
     public int RowBytes => RowLayout.RowBytes(Storage, Dim);
 }

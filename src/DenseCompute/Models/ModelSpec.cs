@@ -94,7 +94,8 @@ public sealed class ModelSpec
             if (!RowLayout.TryParse(storage, out RowFormat format)) throw new ModelFileException(file, $"tables[{i}].storage", $"'{storage}' is not one of fp32, fp16, int8, int4");
             int shards = tr.Int("shards", min: 1, fallback: 1);
             if (shards > rows) throw new ModelFileException(file, $"tables[{i}].shards", $"{shards} shards for {rows} rows");
-            specs.Add(new TableSpec(name, rows, dim, pool, format, shards));
+            int lookups = tr.Int("lookups", min: 0, fallback: 1);
+            specs.Add(new TableSpec(name, rows, dim, pool, format, shards, lookups));
             i++;
         }
         var spec = new DlrmSpec(dense, bottom, top, kind, itself, [.. specs], weights);
