@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Embeddings;
@@ -115,5 +116,61 @@ public class RankRequestJsonTests
         Assert.Null(batch.Sparse[1].Weights);
         // Sample 2 has an empty bag in every table (the fixture script's rule).
         Assert.All(batch.Sparse, s => Assert.Equal(s.Offsets[2], s.Offsets[3]));
+    }
+}
+
+public class RankRequestJsonSequenceTests
+{
+    [Fact]
+    public void A_body_split_into_segments_parses_like_one_buffer()
+    {
+        DlrmFixture f = DlrmFixture.Open("weighted");
+        byte[] trimmed = f.Request.AsSpan().TrimEnd("\n "u8).ToArray();
+        byte[] body = [.. trimmed[..^1], .. ", \"version\": \"4\"}"u8];
+        RankBatch whole = new RankRequestJson(f.Spec).Parse(body, out _);
+        // 7-byte segments split numbers, ids and property names across segment ends.
+        ReadOnlySequence<byte> split = Segment.Split(body, 7);
+        RankBatch pieces = new RankRequestJson(f.Spec).Parse(split, out string? version);
+        Assert.Equal("4", version);
+        Assert.Equal("4", RankRequestJson.ReadVersion(split));
+        Assert.Equal(whole.Dense, pieces.Dense);
+        for (int t = 0; t < whole.Sparse.Length; t++)
+        {
+            Assert.Equal(whole.Sparse[t].Ids, pieces.Sparse[t].Ids);
+            Assert.Equal(whole.Sparse[t].Offsets, pieces.Sparse[t].Offsets);
+            Assert.Equal(whole.Sparse[t].Weights, pieces.Sparse[t].Weights);
+        }
+    }
+
+    [Fact]
+    public void A_non_finite_number_split_across_segments_is_named()
+    {
+        DlrmSpec spec = DlrmFixture.Open("dot").Spec;
+        byte[] body = """{"dense": [[1, 2, 3, 4, 1e999]], "sparse": {"C1": [[1]], "C2": [[1]], "C3": [[1]]}}"""u8.ToArray();
+        var e = Assert.Throws<InvalidRequestException>(() => new RankRequestJson(spec).Parse(Segment.Split(body, 3), out _));
+        Assert.Equal("dense[0][4]", e.Field);
+        Assert.Contains("1e999", e.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        private Segment(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+        }
+
+        public static ReadOnlySequence<byte> Split(byte[] data, int size)
+        {
+            var first = new Segment(data.AsMemory(0, Math.Min(size, data.Length)), 0);
+            Segment last = first;
+            for (int at = size; at < data.Length; at += size)
+            {
+                var next = new Segment(data.AsMemory(at, Math.Min(size, data.Length - at)), at);
+                last.Next = next;
+                last = next;
+            }
+            return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
+        }
     }
 }
