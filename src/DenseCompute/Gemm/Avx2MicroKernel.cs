@@ -10,6 +10,8 @@ namespace Recsys.DenseCompute.Gemm;
 /// </summary>
 internal readonly struct Avx2MicroKernel : IMicroKernel
 {
+    private const int S = GemmLayout.ARowStride;
+
     public static int MaxRows => 6;
 
     public static int WideMaxRows => 0;
@@ -62,13 +64,13 @@ internal readonly struct Avx2MicroKernel : IMicroKernel
         {
             Vector256<float> bl = Vector256.LoadAligned(b), bh = Vector256.LoadAligned(b + 8);
             Vector256<float> av;
-            { av = Vector256.Create(a[0]); c0a = Vector256.FusedMultiplyAdd(av, bl, c0a); c0b = Vector256.FusedMultiplyAdd(av, bh, c0b); }
-            if (r > 1) { av = Vector256.Create(a[1]); c1a = Vector256.FusedMultiplyAdd(av, bl, c1a); c1b = Vector256.FusedMultiplyAdd(av, bh, c1b); }
-            if (r > 2) { av = Vector256.Create(a[2]); c2a = Vector256.FusedMultiplyAdd(av, bl, c2a); c2b = Vector256.FusedMultiplyAdd(av, bh, c2b); }
-            if (r > 3) { av = Vector256.Create(a[3]); c3a = Vector256.FusedMultiplyAdd(av, bl, c3a); c3b = Vector256.FusedMultiplyAdd(av, bh, c3b); }
-            if (r > 4) { av = Vector256.Create(a[4]); c4a = Vector256.FusedMultiplyAdd(av, bl, c4a); c4b = Vector256.FusedMultiplyAdd(av, bh, c4b); }
-            if (r > 5) { av = Vector256.Create(a[5]); c5a = Vector256.FusedMultiplyAdd(av, bl, c5a); c5b = Vector256.FusedMultiplyAdd(av, bh, c5b); }
-            a += r;
+            { av = Vector256.Create(a[0 * S]); c0a = Vector256.FusedMultiplyAdd(av, bl, c0a); c0b = Vector256.FusedMultiplyAdd(av, bh, c0b); }
+            if (r > 1) { av = Vector256.Create(a[1 * S]); c1a = Vector256.FusedMultiplyAdd(av, bl, c1a); c1b = Vector256.FusedMultiplyAdd(av, bh, c1b); }
+            if (r > 2) { av = Vector256.Create(a[2 * S]); c2a = Vector256.FusedMultiplyAdd(av, bl, c2a); c2b = Vector256.FusedMultiplyAdd(av, bh, c2b); }
+            if (r > 3) { av = Vector256.Create(a[3 * S]); c3a = Vector256.FusedMultiplyAdd(av, bl, c3a); c3b = Vector256.FusedMultiplyAdd(av, bh, c3b); }
+            if (r > 4) { av = Vector256.Create(a[4 * S]); c4a = Vector256.FusedMultiplyAdd(av, bl, c4a); c4b = Vector256.FusedMultiplyAdd(av, bh, c4b); }
+            if (r > 5) { av = Vector256.Create(a[5 * S]); c5a = Vector256.FusedMultiplyAdd(av, bl, c5a); c5b = Vector256.FusedMultiplyAdd(av, bh, c5b); }
+            a++;
             b += 32;
         }
 

@@ -8,10 +8,12 @@ namespace Recsys.DenseCompute.Gemm;
 /// <summary>
 /// AVX-512 register tile: up to 14 rows x 32 columns (two zmm per row, 28 accumulators,
 /// plus two for the B row and one for the broadcast A value = 31 of the 32 zmm).
-/// A is packed k-major per tile (a[k * rows + i]); B is one packed panel (b[k * 32 + j]).
+/// A rows are packed at a fixed stride (a[i * 256 + k]) so each row's broadcast is a constant displacement; B is one packed panel (b[k * 32 + j]).
 /// </summary>
 internal readonly struct Avx512MicroKernel : IMicroKernel
 {
+    private const int S = GemmLayout.ARowStride;
+
     public static int MaxRows => 14;
 
     public static int WideMaxRows => 3;
@@ -96,21 +98,21 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
         {
             Vector512<float> bl = Vector512.LoadAligned(b), bh = Vector512.LoadAligned(b + 16);
             Vector512<float> av;
-            { av = Vector512.Create(a[0]); c0a = Vector512.FusedMultiplyAdd(av, bl, c0a); c0b = Vector512.FusedMultiplyAdd(av, bh, c0b); }
-            if (r > 1) { av = Vector512.Create(a[1]); c1a = Vector512.FusedMultiplyAdd(av, bl, c1a); c1b = Vector512.FusedMultiplyAdd(av, bh, c1b); }
-            if (r > 2) { av = Vector512.Create(a[2]); c2a = Vector512.FusedMultiplyAdd(av, bl, c2a); c2b = Vector512.FusedMultiplyAdd(av, bh, c2b); }
-            if (r > 3) { av = Vector512.Create(a[3]); c3a = Vector512.FusedMultiplyAdd(av, bl, c3a); c3b = Vector512.FusedMultiplyAdd(av, bh, c3b); }
-            if (r > 4) { av = Vector512.Create(a[4]); c4a = Vector512.FusedMultiplyAdd(av, bl, c4a); c4b = Vector512.FusedMultiplyAdd(av, bh, c4b); }
-            if (r > 5) { av = Vector512.Create(a[5]); c5a = Vector512.FusedMultiplyAdd(av, bl, c5a); c5b = Vector512.FusedMultiplyAdd(av, bh, c5b); }
-            if (r > 6) { av = Vector512.Create(a[6]); c6a = Vector512.FusedMultiplyAdd(av, bl, c6a); c6b = Vector512.FusedMultiplyAdd(av, bh, c6b); }
-            if (r > 7) { av = Vector512.Create(a[7]); c7a = Vector512.FusedMultiplyAdd(av, bl, c7a); c7b = Vector512.FusedMultiplyAdd(av, bh, c7b); }
-            if (r > 8) { av = Vector512.Create(a[8]); c8a = Vector512.FusedMultiplyAdd(av, bl, c8a); c8b = Vector512.FusedMultiplyAdd(av, bh, c8b); }
-            if (r > 9) { av = Vector512.Create(a[9]); c9a = Vector512.FusedMultiplyAdd(av, bl, c9a); c9b = Vector512.FusedMultiplyAdd(av, bh, c9b); }
-            if (r > 10) { av = Vector512.Create(a[10]); c10a = Vector512.FusedMultiplyAdd(av, bl, c10a); c10b = Vector512.FusedMultiplyAdd(av, bh, c10b); }
-            if (r > 11) { av = Vector512.Create(a[11]); c11a = Vector512.FusedMultiplyAdd(av, bl, c11a); c11b = Vector512.FusedMultiplyAdd(av, bh, c11b); }
-            if (r > 12) { av = Vector512.Create(a[12]); c12a = Vector512.FusedMultiplyAdd(av, bl, c12a); c12b = Vector512.FusedMultiplyAdd(av, bh, c12b); }
-            if (r > 13) { av = Vector512.Create(a[13]); c13a = Vector512.FusedMultiplyAdd(av, bl, c13a); c13b = Vector512.FusedMultiplyAdd(av, bh, c13b); }
-            a += r;
+            { av = Vector512.Create(a[0 * S]); c0a = Vector512.FusedMultiplyAdd(av, bl, c0a); c0b = Vector512.FusedMultiplyAdd(av, bh, c0b); }
+            if (r > 1) { av = Vector512.Create(a[1 * S]); c1a = Vector512.FusedMultiplyAdd(av, bl, c1a); c1b = Vector512.FusedMultiplyAdd(av, bh, c1b); }
+            if (r > 2) { av = Vector512.Create(a[2 * S]); c2a = Vector512.FusedMultiplyAdd(av, bl, c2a); c2b = Vector512.FusedMultiplyAdd(av, bh, c2b); }
+            if (r > 3) { av = Vector512.Create(a[3 * S]); c3a = Vector512.FusedMultiplyAdd(av, bl, c3a); c3b = Vector512.FusedMultiplyAdd(av, bh, c3b); }
+            if (r > 4) { av = Vector512.Create(a[4 * S]); c4a = Vector512.FusedMultiplyAdd(av, bl, c4a); c4b = Vector512.FusedMultiplyAdd(av, bh, c4b); }
+            if (r > 5) { av = Vector512.Create(a[5 * S]); c5a = Vector512.FusedMultiplyAdd(av, bl, c5a); c5b = Vector512.FusedMultiplyAdd(av, bh, c5b); }
+            if (r > 6) { av = Vector512.Create(a[6 * S]); c6a = Vector512.FusedMultiplyAdd(av, bl, c6a); c6b = Vector512.FusedMultiplyAdd(av, bh, c6b); }
+            if (r > 7) { av = Vector512.Create(a[7 * S]); c7a = Vector512.FusedMultiplyAdd(av, bl, c7a); c7b = Vector512.FusedMultiplyAdd(av, bh, c7b); }
+            if (r > 8) { av = Vector512.Create(a[8 * S]); c8a = Vector512.FusedMultiplyAdd(av, bl, c8a); c8b = Vector512.FusedMultiplyAdd(av, bh, c8b); }
+            if (r > 9) { av = Vector512.Create(a[9 * S]); c9a = Vector512.FusedMultiplyAdd(av, bl, c9a); c9b = Vector512.FusedMultiplyAdd(av, bh, c9b); }
+            if (r > 10) { av = Vector512.Create(a[10 * S]); c10a = Vector512.FusedMultiplyAdd(av, bl, c10a); c10b = Vector512.FusedMultiplyAdd(av, bh, c10b); }
+            if (r > 11) { av = Vector512.Create(a[11 * S]); c11a = Vector512.FusedMultiplyAdd(av, bl, c11a); c11b = Vector512.FusedMultiplyAdd(av, bh, c11b); }
+            if (r > 12) { av = Vector512.Create(a[12 * S]); c12a = Vector512.FusedMultiplyAdd(av, bl, c12a); c12b = Vector512.FusedMultiplyAdd(av, bh, c12b); }
+            if (r > 13) { av = Vector512.Create(a[13 * S]); c13a = Vector512.FusedMultiplyAdd(av, bl, c13a); c13b = Vector512.FusedMultiplyAdd(av, bh, c13b); }
+            a++;
             b += 32;
         }
 
@@ -179,10 +181,10 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
             Vector512<float> q0 = Vector512.LoadAligned(b0), q1 = Vector512.LoadAligned(b0 + 16);
             Vector512<float> q2 = Vector512.LoadAligned(b1), q3 = Vector512.LoadAligned(b1 + 16);
             Vector512<float> av;
-            { av = Vector512.Create(a[0]); d00 = Vector512.FusedMultiplyAdd(av, q0, d00); d01 = Vector512.FusedMultiplyAdd(av, q1, d01); d02 = Vector512.FusedMultiplyAdd(av, q2, d02); d03 = Vector512.FusedMultiplyAdd(av, q3, d03); }
-            if (r > 1) { av = Vector512.Create(a[1]); d10 = Vector512.FusedMultiplyAdd(av, q0, d10); d11 = Vector512.FusedMultiplyAdd(av, q1, d11); d12 = Vector512.FusedMultiplyAdd(av, q2, d12); d13 = Vector512.FusedMultiplyAdd(av, q3, d13); }
-            if (r > 2) { av = Vector512.Create(a[2]); d20 = Vector512.FusedMultiplyAdd(av, q0, d20); d21 = Vector512.FusedMultiplyAdd(av, q1, d21); d22 = Vector512.FusedMultiplyAdd(av, q2, d22); d23 = Vector512.FusedMultiplyAdd(av, q3, d23); }
-            a += r;
+            { av = Vector512.Create(a[0 * S]); d00 = Vector512.FusedMultiplyAdd(av, q0, d00); d01 = Vector512.FusedMultiplyAdd(av, q1, d01); d02 = Vector512.FusedMultiplyAdd(av, q2, d02); d03 = Vector512.FusedMultiplyAdd(av, q3, d03); }
+            if (r > 1) { av = Vector512.Create(a[1 * S]); d10 = Vector512.FusedMultiplyAdd(av, q0, d10); d11 = Vector512.FusedMultiplyAdd(av, q1, d11); d12 = Vector512.FusedMultiplyAdd(av, q2, d12); d13 = Vector512.FusedMultiplyAdd(av, q3, d13); }
+            if (r > 2) { av = Vector512.Create(a[2 * S]); d20 = Vector512.FusedMultiplyAdd(av, q0, d20); d21 = Vector512.FusedMultiplyAdd(av, q1, d21); d22 = Vector512.FusedMultiplyAdd(av, q2, d22); d23 = Vector512.FusedMultiplyAdd(av, q3, d23); }
+            a++;
             b0 += 32;
             b1 += 32;
         }

@@ -4,8 +4,8 @@ using System.Runtime.CompilerServices;
 namespace Recsys.DenseCompute.Gemm;
 
 /// <summary>
-/// The cache-blocking loops around the register tiles: K blocks (only when several row
-/// tiles reuse each panel slice), M blocks of packed A, then panels, then row tiles.
+/// The cache-blocking loops around the register tiles: K blocks of 256, M blocks of
+/// packed A, then panels, then row tiles.
 /// </summary>
 internal static unsafe class GemmDriver
 {
@@ -34,11 +34,10 @@ internal static unsafe class GemmDriver
         }
 
         int rows = m1 - m0;
-        // With a single row tile each weight is used once per call whatever the blocking, so
-        // skip K blocking: the panel then streams contiguously and C is written once.
-        int kcMax = rows <= maxRows ? k : Math.Min(k, GemmLayout.KBlock);
+        const int S = GemmLayout.ARowStride;
+        int kcMax = Math.Min(k, GemmLayout.KBlock);
         int mcMax = GemmLayout.TilesPerMBlock * maxRows;
-        int packFloats = Math.Min(rows, mcMax) * kcMax;
+        int packFloats = Math.Min(rows, mcMax) * S;
         float* packed = GemmWorkspace.Rent(packFloats + (maxRows * W));
         float* scratch = packed + packFloats;
         bool relu = p.Activation == Activation.Relu;
@@ -52,7 +51,7 @@ internal static unsafe class GemmDriver
             {
                 int mc = Math.Min(mcMax, m1 - mc0);
                 int tiles = (mc + maxRows - 1) / maxRows;
-                PackA(p.Input + ((long)mc0 * k) + k0, k, mc, kc, tiles, packed);
+                PackA(p.Input + ((long)mc0 * k) + k0, k, mc, kc, packed);
 
                 for (int q = p0; q < p1;)
                 {
@@ -89,7 +88,7 @@ internal static unsafe class GemmDriver
                         }
 
                         if (sigmoid && last) Sigmoid(c, r, n, Math.Min(pair ? 2 * W : W, n - (q * W)));
-                        a += r * kc;
+                        a += r * S;
                         row += r;
                     }
 
@@ -103,22 +102,11 @@ internal static unsafe class GemmDriver
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int TileRows(int rows, int tiles, int t) => (rows / tiles) + (t < rows % tiles ? 1 : 0);
 
-    /// <summary>Copies a rows x kc block of row-major A into tiles laid out k-major (a[k * r + i]), tile after tile.</summary>
-    private static void PackA(float* src, int lda, int rows, int kc, int tiles, float* dst)
+    /// <summary>Copies a rows x kc block of row-major A to rows of stride <see cref="GemmLayout.ARowStride"/>.</summary>
+    private static void PackA(float* src, int lda, int rows, int kc, float* dst)
     {
-        for (int t = 0; t < tiles; t++)
-        {
-            int r = TileRows(rows, tiles, t);
-            for (int i = 0; i < r; i++)
-            {
-                float* s = src + ((long)i * lda);
-                float* d = dst + i;
-                for (int kk = 0; kk < kc; kk++) d[kk * r] = s[kk];
-            }
-
-            src += (long)r * lda;
-            dst += r * kc;
-        }
+        for (int i = 0; i < rows; i++)
+            new ReadOnlySpan<float>(src + ((long)i * lda), kc).CopyTo(new Span<float>(dst + (i * GemmLayout.ARowStride), kc));
     }
 
     /// <summary>The last panel of an output width that is not a multiple of 32: run the tile on a scratch copy.</summary>

@@ -12,6 +12,12 @@ internal static class GemmLayout
     /// </summary>
     public const int KBlock = 256;
 
+    /// <summary>
+    /// Row stride of packed A. A compile-time stride turns each row's broadcast into a
+    /// constant displacement, so packing is a plain row copy instead of a transpose.
+    /// </summary>
+    public const int ARowStride = KBlock;
+
     /// <summary>Row tiles per M block: 18 x 14 rows x 256 k of packed A is 252 KiB, an L2 share.</summary>
     public const int TilesPerMBlock = 18;
 

@@ -5,8 +5,8 @@ namespace Recsys.DenseCompute.Gemm;
 /// the blocking loops are compiled once per kernel with the tile call bound statically.
 /// </summary>
 /// <remarks>
-/// Contract shared by all kernels: <c>a</c> holds <c>rows</c> rows of A packed k-major
-/// (<c>a[k * rows + i]</c>); <c>b</c> points at k-row 0 of a 64-byte aligned 32-column
+/// Contract shared by all kernels: <c>a</c> holds <c>rows</c> rows of A, row i at
+/// <c>a + i * GemmLayout.ARowStride</c>, <c>kc</c> &lt;= that stride; <c>b</c> points at k-row 0 of a 64-byte aligned 32-column
 /// panel (<c>b[k * 32 + j]</c>); <c>c</c> is the output tile with row stride <c>ldc</c> and
 /// at least 32 writable columns. With <c>init</c> the sums start from <c>bias</c>, otherwise
 /// from what <c>c</c> holds (a previous k block). Every output is accumulated in k order,

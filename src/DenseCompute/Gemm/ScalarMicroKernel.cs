@@ -21,7 +21,7 @@ internal readonly struct ScalarMicroKernel : IMicroKernel
             float* bk = b + (k * GemmLayout.PanelWidth);
             for (int i = 0; i < rows; i++)
             {
-                float ai = a[(k * rows) + i];
+                float ai = a[(i * GemmLayout.ARowStride) + k];
                 float* row = acc + (i * GemmLayout.PanelWidth);
                 for (int j = 0; j < GemmLayout.PanelWidth; j++) row[j] += ai * bk[j];
             }
