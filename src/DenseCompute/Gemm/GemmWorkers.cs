@@ -1,22 +1,42 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
 namespace Recsys.DenseCompute.Gemm;
 
 /// <summary>
-/// Dedicated threads that take the other parts of a multi-threaded Forward. A Forward is
-/// a few to a few hundred microseconds, so waking pool threads through a queue per call
-/// would cost a large share of it: the workers spin briefly on an event between calls
-/// (consecutive layers of an MLP arrive back to back) and sleep after that.
-/// One multi-threaded call runs at a time; a concurrent caller does its work alone.
+/// Dedicated threads that help with a multi-threaded Forward. A Forward is a few to a few
+/// hundred microseconds, so a thread-pool hand-off per call would cost a large share of it.
 /// </summary>
+/// <remarks>
+/// The work is cut into more chunks than threads and every thread, the caller included,
+/// claims chunks from a shared counter. On a busy machine a worker may not get a core in
+/// time; the caller then simply claims its chunks too, so a late worker costs at most one
+/// chunk of waiting instead of stalling the call. The counter carries a generation so a
+/// worker that wakes after its job finished cannot claim work from the next one.
+/// Workers spin for a short while after a job (layers of one MLP arrive back to back),
+/// then sleep on an event. One multi-threaded call runs at a time; a concurrent caller
+/// computes alone.
+/// </remarks>
 internal static class GemmWorkers
 {
-    private static readonly Lock s_gate = new();
-    private static Worker[] s_workers = [];
+    /// <summary>How long an idle worker polls for the next job before it sleeps.</summary>
+    private static readonly long s_spinTicks = Stopwatch.Frequency / 10_000; // 100 us
 
-    public static void Run(in GemmProblem problem, GemmPath path, int parts)
+    private static readonly Lock s_gate = new();
+    private static readonly ManualResetEventSlim s_wake = new(false, 0);
+    private static Thread[] s_threads = [];
+
+    // The job. Fields are written before s_state publishes a new generation and read after it.
+    private static GemmProblem s_problem;
+    private static GemmPath s_path;
+    private static int s_chunks;
+    private static int s_maxRows;
+    private static long s_state; // generation << 32 | next chunk to claim
+    private static int s_completed;
+    private static Exception? s_error;
+
+    public static void Run(in GemmProblem problem, GemmPath path, int threads)
     {
-        int maxRows = GemmPaths.MaxRows(path);
         if (!s_gate.TryEnter())
         {
             GemmDriver.Run(problem, path, 0, problem.M, 0, problem.PanelCount);
@@ -25,13 +45,21 @@ internal static class GemmWorkers
 
         try
         {
-            Worker[] workers = EnsureWorkers(parts - 1);
-            for (int w = 0; w < parts - 1; w++) workers[w].Start(problem, path, parts, w + 1);
-            problem.Partition(parts, 0, maxRows, out int m0, out int m1, out int p0, out int p1);
-            GemmDriver.Run(problem, path, m0, m1, p0, p1);
-            Exception? error = null;
-            for (int w = 0; w < parts - 1; w++) error ??= workers[w].Wait();
-            if (error is not null) ExceptionDispatchInfo.Throw(error);
+            EnsureWorkers(threads - 1);
+            s_problem = problem;
+            s_path = path;
+            s_maxRows = GemmPaths.MaxRows(path);
+            s_chunks = 2 * threads;
+            s_completed = 0;
+            s_error = null;
+            long generation = (Volatile.Read(ref s_state) >> 32) + 1;
+            Interlocked.Exchange(ref s_state, generation << 32);
+            s_wake.Set();
+
+            Work(generation);
+            var spin = default(SpinWait);
+            while (Volatile.Read(ref s_completed) < s_chunks) spin.SpinOnce(sleep1Threshold: -1);
+            if (s_error is { } error) ExceptionDispatchInfo.Throw(error);
         }
         finally
         {
@@ -39,69 +67,71 @@ internal static class GemmWorkers
         }
     }
 
-    private static Worker[] EnsureWorkers(int count)
+    /// <summary>Claims and runs chunks of job <paramref name="generation"/> until none are left.</summary>
+    private static void Work(long generation)
     {
-        if (s_workers.Length >= count) return s_workers;
-        var workers = new Worker[count];
-        s_workers.CopyTo(workers, 0);
-        for (int i = s_workers.Length; i < count; i++) workers[i] = new Worker(i + 1);
-        s_workers = workers;
-        return workers;
+        // Snapshot before claiming: a successful claim proves these belong to the same generation.
+        GemmProblem problem = s_problem;
+        GemmPath path = s_path;
+        int chunks = s_chunks, maxRows = s_maxRows;
+        while (true)
+        {
+            long state = Volatile.Read(ref s_state);
+            int next = (int)state;
+            if (state >> 32 != generation || next >= chunks) return;
+            if (Interlocked.CompareExchange(ref s_state, state + 1, state) != state) continue;
+            try
+            {
+                problem.Partition(chunks, next, maxRows, out int m0, out int m1, out int p0, out int p1);
+                GemmDriver.Run(problem, path, m0, m1, p0, p1);
+            }
+            catch (Exception e)
+            {
+                s_error = e;
+            }
+
+            Interlocked.Increment(ref s_completed);
+        }
     }
 
-    private sealed class Worker
+    private static void EnsureWorkers(int count)
     {
-        // Spin long enough to bridge the gap between two layers of one forward pass.
-        private const int SpinCount = 2047;
-        private readonly ManualResetEventSlim _start = new(false, SpinCount);
-        private readonly ManualResetEventSlim _done = new(false, SpinCount);
-        private GemmProblem _problem;
-        private GemmPath _path;
-        private int _parts;
-        private int _index;
-        private Exception? _error;
-
-        public Worker(int id)
+        if (s_threads.Length >= count) return;
+        var threads = new Thread[count];
+        s_threads.CopyTo(threads, 0);
+        for (int i = s_threads.Length; i < count; i++)
         {
-            var thread = new Thread(Loop) { IsBackground = true, Name = $"gemm-worker-{id}" };
-            thread.Start();
+            threads[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"gemm-worker-{i + 1}" };
+            threads[i].Start();
         }
 
-        public void Start(in GemmProblem problem, GemmPath path, int parts, int index)
-        {
-            _problem = problem;
-            _path = path;
-            _parts = parts;
-            _index = index;
-            _error = null;
-            _done.Reset();
-            _start.Set();
-        }
+        s_threads = threads;
+    }
 
-        public Exception? Wait()
+    private static void WorkerLoop()
+    {
+        long seen = Volatile.Read(ref s_state) >> 32;
+        while (true)
         {
-            _done.Wait();
-            return _error;
-        }
-
-        private void Loop()
-        {
-            while (true)
+            long idleSince = Stopwatch.GetTimestamp();
+            long generation;
+            while ((generation = Volatile.Read(ref s_state) >> 32) == seen)
             {
-                _start.Wait();
-                _start.Reset();
-                try
+                if (Stopwatch.GetTimestamp() - idleSince < s_spinTicks)
                 {
-                    _problem.Partition(_parts, _index, GemmPaths.MaxRows(_path), out int m0, out int m1, out int p0, out int p1);
-                    GemmDriver.Run(_problem, _path, m0, m1, p0, p1);
-                }
-                catch (Exception e)
-                {
-                    _error = e;
+                    Thread.SpinWait(20);
+                    continue;
                 }
 
-                _done.Set();
+                s_wake.Wait();
+                s_wake.Reset();
+                idleSince = Stopwatch.GetTimestamp();
             }
+
+            seen = generation;
+            // Snapshot of the job fields happens inside Work; read them only after the new generation is seen.
+            Thread.MemoryBarrier();
+            Work(generation);
         }
     }
 }
