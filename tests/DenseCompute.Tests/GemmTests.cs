@@ -190,6 +190,19 @@ public class GemmTests
         Assert.Equal([1f, 0f, 0f, 1f], y);
     }
 
+    [Theory]
+    [MemberData(nameof(SupportedPaths))]
+    public void Relu_keeps_a_NaN_sum_NaN_like_torch(int pathId)
+    {
+        const int k = 3, n = 40;
+        float[] x = [1f, float.NaN, 1f];
+        float[] w = GemmReference.Random(n * k, 4);
+        var layer = PackedLinear.Pack(w, new float[n], n, k, Activation.Relu);
+        var y = new float[n];
+        layer.Forward(x, 1, y, 1, (GemmPath)pathId);
+        Assert.All(y, v => Assert.True(float.IsNaN(v)));
+    }
+
     [Fact]
     public void Bad_shapes_are_rejected_with_the_argument_named()
     {

@@ -74,14 +74,15 @@ internal readonly struct Avx2MicroKernel : IMicroKernel
             b += 32;
         }
 
+        // MaxNative is one vmaxps; with the zero first a NaN sum stays NaN, as torch.relu keeps it.
         if (relu)
         {
-            { c0a = Vector256.Max(c0a, z); c0b = Vector256.Max(c0b, z); }
-            if (r > 1) { c1a = Vector256.Max(c1a, z); c1b = Vector256.Max(c1b, z); }
-            if (r > 2) { c2a = Vector256.Max(c2a, z); c2b = Vector256.Max(c2b, z); }
-            if (r > 3) { c3a = Vector256.Max(c3a, z); c3b = Vector256.Max(c3b, z); }
-            if (r > 4) { c4a = Vector256.Max(c4a, z); c4b = Vector256.Max(c4b, z); }
-            if (r > 5) { c5a = Vector256.Max(c5a, z); c5b = Vector256.Max(c5b, z); }
+            { c0a = Vector256.MaxNative(z, c0a); c0b = Vector256.MaxNative(z, c0b); }
+            if (r > 1) { c1a = Vector256.MaxNative(z, c1a); c1b = Vector256.MaxNative(z, c1b); }
+            if (r > 2) { c2a = Vector256.MaxNative(z, c2a); c2b = Vector256.MaxNative(z, c2b); }
+            if (r > 3) { c3a = Vector256.MaxNative(z, c3a); c3b = Vector256.MaxNative(z, c3b); }
+            if (r > 4) { c4a = Vector256.MaxNative(z, c4a); c4b = Vector256.MaxNative(z, c4b); }
+            if (r > 5) { c5a = Vector256.MaxNative(z, c5a); c5b = Vector256.MaxNative(z, c5b); }
         }
 
         { Vector256.Store(c0a, c + (0 * ldc)); Vector256.Store(c0b, c + (0 * ldc) + 8); }

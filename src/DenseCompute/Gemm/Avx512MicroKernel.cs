@@ -116,22 +116,23 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
             b += 32;
         }
 
+        // MaxNative is one vmaxps; with the zero first a NaN sum stays NaN, as torch.relu keeps it.
         if (relu)
         {
-            { c0a = Vector512.Max(c0a, z); c0b = Vector512.Max(c0b, z); }
-            if (r > 1) { c1a = Vector512.Max(c1a, z); c1b = Vector512.Max(c1b, z); }
-            if (r > 2) { c2a = Vector512.Max(c2a, z); c2b = Vector512.Max(c2b, z); }
-            if (r > 3) { c3a = Vector512.Max(c3a, z); c3b = Vector512.Max(c3b, z); }
-            if (r > 4) { c4a = Vector512.Max(c4a, z); c4b = Vector512.Max(c4b, z); }
-            if (r > 5) { c5a = Vector512.Max(c5a, z); c5b = Vector512.Max(c5b, z); }
-            if (r > 6) { c6a = Vector512.Max(c6a, z); c6b = Vector512.Max(c6b, z); }
-            if (r > 7) { c7a = Vector512.Max(c7a, z); c7b = Vector512.Max(c7b, z); }
-            if (r > 8) { c8a = Vector512.Max(c8a, z); c8b = Vector512.Max(c8b, z); }
-            if (r > 9) { c9a = Vector512.Max(c9a, z); c9b = Vector512.Max(c9b, z); }
-            if (r > 10) { c10a = Vector512.Max(c10a, z); c10b = Vector512.Max(c10b, z); }
-            if (r > 11) { c11a = Vector512.Max(c11a, z); c11b = Vector512.Max(c11b, z); }
-            if (r > 12) { c12a = Vector512.Max(c12a, z); c12b = Vector512.Max(c12b, z); }
-            if (r > 13) { c13a = Vector512.Max(c13a, z); c13b = Vector512.Max(c13b, z); }
+            { c0a = Vector512.MaxNative(z, c0a); c0b = Vector512.MaxNative(z, c0b); }
+            if (r > 1) { c1a = Vector512.MaxNative(z, c1a); c1b = Vector512.MaxNative(z, c1b); }
+            if (r > 2) { c2a = Vector512.MaxNative(z, c2a); c2b = Vector512.MaxNative(z, c2b); }
+            if (r > 3) { c3a = Vector512.MaxNative(z, c3a); c3b = Vector512.MaxNative(z, c3b); }
+            if (r > 4) { c4a = Vector512.MaxNative(z, c4a); c4b = Vector512.MaxNative(z, c4b); }
+            if (r > 5) { c5a = Vector512.MaxNative(z, c5a); c5b = Vector512.MaxNative(z, c5b); }
+            if (r > 6) { c6a = Vector512.MaxNative(z, c6a); c6b = Vector512.MaxNative(z, c6b); }
+            if (r > 7) { c7a = Vector512.MaxNative(z, c7a); c7b = Vector512.MaxNative(z, c7b); }
+            if (r > 8) { c8a = Vector512.MaxNative(z, c8a); c8b = Vector512.MaxNative(z, c8b); }
+            if (r > 9) { c9a = Vector512.MaxNative(z, c9a); c9b = Vector512.MaxNative(z, c9b); }
+            if (r > 10) { c10a = Vector512.MaxNative(z, c10a); c10b = Vector512.MaxNative(z, c10b); }
+            if (r > 11) { c11a = Vector512.MaxNative(z, c11a); c11b = Vector512.MaxNative(z, c11b); }
+            if (r > 12) { c12a = Vector512.MaxNative(z, c12a); c12b = Vector512.MaxNative(z, c12b); }
+            if (r > 13) { c13a = Vector512.MaxNative(z, c13a); c13b = Vector512.MaxNative(z, c13b); }
         }
 
         { Vector512.Store(c0a, c + (0 * ldc)); Vector512.Store(c0b, c + (0 * ldc) + 16); }
@@ -189,11 +190,12 @@ internal readonly struct Avx512MicroKernel : IMicroKernel
             b1 += 32;
         }
 
+        // MaxNative is one vmaxps; with the zero first a NaN sum stays NaN, as torch.relu keeps it.
         if (relu)
         {
-            { d00 = Vector512.Max(d00, z); d01 = Vector512.Max(d01, z); d02 = Vector512.Max(d02, z); d03 = Vector512.Max(d03, z); }
-            if (r > 1) { d10 = Vector512.Max(d10, z); d11 = Vector512.Max(d11, z); d12 = Vector512.Max(d12, z); d13 = Vector512.Max(d13, z); }
-            if (r > 2) { d20 = Vector512.Max(d20, z); d21 = Vector512.Max(d21, z); d22 = Vector512.Max(d22, z); d23 = Vector512.Max(d23, z); }
+            { d00 = Vector512.MaxNative(z, d00); d01 = Vector512.MaxNative(z, d01); d02 = Vector512.MaxNative(z, d02); d03 = Vector512.MaxNative(z, d03); }
+            if (r > 1) { d10 = Vector512.MaxNative(z, d10); d11 = Vector512.MaxNative(z, d11); d12 = Vector512.MaxNative(z, d12); d13 = Vector512.MaxNative(z, d13); }
+            if (r > 2) { d20 = Vector512.MaxNative(z, d20); d21 = Vector512.MaxNative(z, d21); d22 = Vector512.MaxNative(z, d22); d23 = Vector512.MaxNative(z, d23); }
         }
 
         { Vector512.Store(d00, c + (0 * ldc) + 0); Vector512.Store(d01, c + (0 * ldc) + 16); Vector512.Store(d02, c + (0 * ldc) + 32); Vector512.Store(d03, c + (0 * ldc) + 48); }
