@@ -17,8 +17,9 @@ internal static class GemmCompare
         int[] threadCounts = args.Length > 4 ? args[4].Split(',').Select(int.Parse).ToArray() : [1, 2];
 
         Console.WriteLine($"# GEMM path {Recsys.DenseCompute.Gemm.GemmPaths.Best}, {Environment.ProcessorCount} cpus, {rounds} rounds of ~0.1 s per side");
-        Console.WriteLine("| MLP | batch | threads | ours us (med [min-max]) | ORT us (med [min-max]) | ORT/ours speed ratio (med) | ours GFLOP/s | max abs diff |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        Console.WriteLine($"# load average at start: {LoadAverage()}");
+        Console.WriteLine("| MLP | batch | threads | ours us (block med [min-max]) | ORT us (block med [min-max]) | ORT/ours (block med [min-max]) | ours / ORT fastest call us | ORT/ours (fastest call) | ours GFLOP/s (med) | max abs diff |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (int threads in threadCounts)
         {
             foreach (string name in mlps)
@@ -40,10 +41,11 @@ internal static class GemmCompare
                     var oursTimes = new double[rounds];
                     var peerTimes = new double[rounds];
                     var ratios = new double[rounds];
+                    double oursFastest = double.MaxValue, peerFastest = double.MaxValue;
                     for (int r = 0; r < rounds; r++)
                     {
-                        oursTimes[r] = Block(ours, oursIters);
-                        peerTimes[r] = Block(peer, peerIters);
+                        oursTimes[r] = Block(ours, oursIters, ref oursFastest);
+                        peerTimes[r] = Block(peer, peerIters, ref peerFastest);
                         ratios[r] = peerTimes[r] / oursTimes[r];
                     }
 
@@ -52,7 +54,7 @@ internal static class GemmCompare
                     Array.Sort(ratios);
                     double med = oursTimes[rounds / 2];
                     Console.WriteLine(
-                        $"| {name} | {m} | {threads} | {Us(oursTimes)} | {Us(peerTimes)} | {ratios[rounds / 2]:F2} [{ratios[0]:F2}-{ratios[^1]:F2}] | {mlp.Flops(m) / med / 1e9:F0} | {diff:E1} |");
+                        FormattableString.Invariant($"| {name} | {m} | {threads} | {Us(oursTimes)} | {Us(peerTimes)} | {ratios[rounds / 2]:F2} [{ratios[0]:F2}-{ratios[^1]:F2}] | {oursFastest * 1e6:F1} / {peerFastest * 1e6:F1} | {peerFastest / oursFastest:F2} | {mlp.Flops(m) / med / 1e9:F0} | {diff:E1} |"));
                 }
             }
         }
@@ -75,10 +77,23 @@ internal static class GemmCompare
         return Math.Max(1, (long)(n * 0.1 / sw.Elapsed.TotalSeconds));
     }
 
-    private static double Block(Action f, long iterations)
+    /// <summary>Mean seconds per call over the block; also lowers <paramref name="fastest"/> to the quickest single call.</summary>
+    private static double Block(Action f, long iterations, ref double fastest)
     {
-        var sw = Stopwatch.StartNew();
-        for (long i = 0; i < iterations; i++) f();
-        return sw.Elapsed.TotalSeconds / iterations;
+        long start = Stopwatch.GetTimestamp(), previous = start;
+        long best = long.MaxValue;
+        for (long i = 0; i < iterations; i++)
+        {
+            f();
+            long now = Stopwatch.GetTimestamp();
+            best = Math.Min(best, now - previous);
+            previous = now;
+        }
+
+        fastest = Math.Min(fastest, (double)best / Stopwatch.Frequency);
+        return (double)(previous - start) / Stopwatch.Frequency / iterations;
     }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 }

@@ -142,15 +142,15 @@ public class GemmTests
     [Fact]
     public void Partition_covers_every_row_and_panel_exactly_once()
     {
-        foreach ((int m, int n) in new[] { (1, 1024), (16, 512), (200, 64), (1024, 1), (7, 33), (1, 1) })
+        foreach ((int m, int n) in new[] { (1, 1024), (16, 512), (31, 512), (200, 64), (1024, 1), (7, 33), (1, 1), (5, 64) })
         {
-            foreach (int parts in new[] { 2, 3 })
+            foreach (int parts in new[] { 2, 3, 4 })
             {
                 var problem = NewProblem(m, n);
                 var hits = new int[m, GemmLayout.PanelCount(n)];
                 for (int i = 0; i < parts; i++)
                 {
-                    problem.Partition(parts, i, 14, out int m0, out int m1, out int p0, out int p1);
+                    problem.Partition(parts, i, out int m0, out int m1, out int p0, out int p1);
                     for (int r = m0; r < m1; r++)
                     {
                         for (int p = p0; p < p1; p++) hits[r, p]++;

@@ -25,11 +25,4 @@ internal static class GemmPaths
         GemmPath.Avx2 => Avx2.IsSupported && Fma.IsSupported,
         _ => true,
     };
-
-    public static int MaxRows(GemmPath path) => path switch
-    {
-        GemmPath.Avx512 => Avx512MicroKernel.MaxRows,
-        GemmPath.Avx2 => Avx2MicroKernel.MaxRows,
-        _ => ScalarMicroKernel.MaxRows,
-    };
 }

@@ -36,18 +36,18 @@ internal readonly unsafe struct GemmProblem
 
     /// <summary>
     /// The share of the work that part <paramref name="index"/> of <paramref name="parts"/> does.
-    /// Tall batches split rows (each thread packs only its rows of A); short batches split
-    /// output panels so each thread streams only its half of the weights.
+    /// Split rows whenever each part still gets 8 (a tile that keeps 16 accumulators busy):
+    /// parts then re-read the same weights, which stay cached, instead of each packing all of
+    /// A again. Shorter batches split output panels, so each part streams only its share of
+    /// the weights (the GEMV case).
     /// </summary>
-    public void Partition(int parts, int index, int maxRows, out int m0, out int m1, out int p0, out int p1)
+    public void Partition(int parts, int index, out int m0, out int m1, out int p0, out int p1)
     {
         int panels = PanelCount;
-        bool splitRows = M >= 4 * maxRows * parts || panels < 2 * parts;
-        if (splitRows)
+        if (M >= 8 * parts || panels < parts)
         {
-            int tiles = (M + maxRows - 1) / maxRows;
-            m0 = Math.Min(M, (int)((long)tiles * index / parts) * maxRows);
-            m1 = Math.Min(M, (int)((long)tiles * (index + 1) / parts) * maxRows);
+            m0 = (int)((long)M * index / parts);
+            m1 = (int)((long)M * (index + 1) / parts);
             p0 = 0;
             p1 = panels;
         }

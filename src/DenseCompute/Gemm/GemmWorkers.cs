@@ -30,7 +30,6 @@ internal static class GemmWorkers
     private static GemmProblem s_problem;
     private static GemmPath s_path;
     private static int s_chunks;
-    private static int s_maxRows;
     private static long s_state; // generation << 32 | next chunk to claim
     private static int s_completed;
     private static Exception? s_error;
@@ -48,7 +47,6 @@ internal static class GemmWorkers
             EnsureWorkers(threads - 1);
             s_problem = problem;
             s_path = path;
-            s_maxRows = GemmPaths.MaxRows(path);
             s_chunks = 2 * threads;
             s_completed = 0;
             s_error = null;
@@ -73,7 +71,7 @@ internal static class GemmWorkers
         // Snapshot before claiming: a successful claim proves these belong to the same generation.
         GemmProblem problem = s_problem;
         GemmPath path = s_path;
-        int chunks = s_chunks, maxRows = s_maxRows;
+        int chunks = s_chunks;
         while (true)
         {
             long state = Volatile.Read(ref s_state);
@@ -82,7 +80,7 @@ internal static class GemmWorkers
             if (Interlocked.CompareExchange(ref s_state, state + 1, state) != state) continue;
             try
             {
-                problem.Partition(chunks, next, maxRows, out int m0, out int m1, out int p0, out int p1);
+                problem.Partition(chunks, next, out int m0, out int m1, out int p0, out int p1);
                 GemmDriver.Run(problem, path, m0, m1, p0, p1);
             }
             catch (Exception e)
