@@ -36,15 +36,15 @@ internal readonly unsafe struct GemmProblem
 
     /// <summary>
     /// The share of the work that part <paramref name="index"/> of <paramref name="parts"/> does.
-    /// Split rows whenever each part still gets 8 (a tile that keeps 16 accumulators busy):
-    /// parts then re-read the same weights, which stay cached, instead of each packing all of
-    /// A again. Shorter batches split output panels, so each part streams only its share of
-    /// the weights (the GEMV case).
+    /// A part that owns r rows streams all the weights for r multiply-adds per weight, which
+    /// is compute-bound only from about 32 rows on; so tall batches split rows (each part
+    /// packs only its rows of A) and shorter ones split output panels (each part streams only
+    /// its share of the weights and packs all of A, which is small then).
     /// </summary>
     public void Partition(int parts, int index, out int m0, out int m1, out int p0, out int p1)
     {
         int panels = PanelCount;
-        if (M >= 8 * parts || panels < parts)
+        if (M >= 32 * parts || panels < parts)
         {
             m0 = (int)((long)M * index / parts);
             m1 = (int)((long)M * (index + 1) / parts);
