@@ -37,6 +37,7 @@ internal static unsafe class GemmDriver
         const int S = GemmLayout.ARowStride;
         int kcMax = Math.Min(k, GemmLayout.KBlock);
         int mcMax = GemmLayout.TilesPerMBlock * maxRows;
+        int mBlocks = (rows + mcMax - 1) / mcMax;
         int packFloats = Math.Min(rows, mcMax) * S;
         float* packed = GemmWorkspace.Rent(packFloats + (maxRows * W));
         float* scratch = packed + packFloats;
@@ -47,9 +48,10 @@ internal static unsafe class GemmDriver
         {
             int kc = Math.Min(kcMax, k - k0);
             bool first = k0 == 0, last = k0 + kc == k;
-            for (int mc0 = m0; mc0 < m1; mc0 += mcMax)
+            // M blocks are dealt evenly, so a tall batch never ends in a sliver of a block.
+            for (int block = 0, mc0 = m0; block < mBlocks; block++)
             {
-                int mc = Math.Min(mcMax, m1 - mc0);
+                int mc = EvenShare(rows, mBlocks, block);
                 int tiles = (mc + maxRows - 1) / maxRows;
                 PackA(p.Input + ((long)mc0 * k) + k0, k, mc, kc, packed);
 
@@ -63,7 +65,7 @@ internal static unsafe class GemmDriver
                     int row = mc0;
                     for (int t = 0; t < tiles; t++)
                     {
-                        int r = TileRows(mc, tiles, t);
+                        int r = EvenShare(mc, tiles, t);
                         float* c = p.Output + ((long)row * n) + (q * W);
                         if (pair)
                         {
@@ -94,13 +96,15 @@ internal static unsafe class GemmDriver
 
                     q += pair ? 2 : 1;
                 }
+
+                mc0 += mc;
             }
         }
     }
 
-    /// <summary>Rows of tile <paramref name="t"/> when <paramref name="rows"/> rows are dealt evenly to <paramref name="tiles"/> tiles.</summary>
+    /// <summary>Share <paramref name="t"/> when <paramref name="rows"/> rows are dealt evenly to <paramref name="tiles"/> tiles or blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int TileRows(int rows, int tiles, int t) => (rows / tiles) + (t < rows % tiles ? 1 : 0);
+    private static int EvenShare(int rows, int tiles, int t) => (rows / tiles) + (t < rows % tiles ? 1 : 0);
 
     /// <summary>Copies a rows x kc block of row-major A to rows of stride <see cref="GemmLayout.ARowStride"/>.</summary>
     private static void PackA(float* src, int lda, int rows, int kc, float* dst)
