@@ -144,7 +144,7 @@ public class GemmTests
     {
         foreach ((int m, int n) in new[] { (1, 1024), (16, 512), (31, 512), (200, 64), (1024, 1), (7, 33), (1, 1), (5, 64) })
         {
-            foreach (int parts in new[] { 2, 3, 4 })
+            foreach (int parts in new[] { 2, 3, 4, 8 })
             {
                 var problem = NewProblem(m, n);
                 var hits = new int[m, GemmLayout.PanelCount(n)];
@@ -158,6 +158,7 @@ public class GemmTests
                 }
 
                 foreach (int h in hits) Assert.Equal(1, h);
+                Assert.InRange(problem.ChunkCount(parts), parts, 4 * parts);
             }
         }
     }

@@ -35,6 +35,15 @@ internal readonly unsafe struct GemmProblem
     public int PanelCount => GemmLayout.PanelCount(N);
 
     /// <summary>
+    /// How many chunks <paramref name="threads"/> threads claim. Tall batches get up to four
+    /// per thread (at least 64 rows each, so each still reuses the weights it streams): on a
+    /// shared machine a worker preempted mid-chunk then holds up only a small piece of the
+    /// call. Panel splits stay one per thread, since every panel chunk packs all of A.
+    /// </summary>
+    public int ChunkCount(int threads) =>
+        M >= 32 * threads ? threads * Math.Clamp(M / (64 * threads), 1, 4) : threads;
+
+    /// <summary>
     /// The share of the work that part <paramref name="index"/> of <paramref name="parts"/> does.
     /// A part that owns r rows streams all the weights for r multiply-adds per weight, which
     /// is compute-bound only from about 32 rows on; so tall batches split rows (each part

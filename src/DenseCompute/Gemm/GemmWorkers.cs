@@ -8,11 +8,10 @@ namespace Recsys.DenseCompute.Gemm;
 /// hundred microseconds, so a thread-pool hand-off per call would cost a large share of it.
 /// </summary>
 /// <remarks>
-/// The work is cut into one chunk per thread (finer chunks would make each re-stream the
-/// weights or re-pack A) and every thread, the caller included, claims chunks from a shared
-/// counter. On a busy machine a worker may not get a core in time; the caller then simply
-/// claims the worker's chunk too: a worker that wakes late costs nothing (only one that is
-/// preempted in the middle of its chunk does). The counter carries a generation so a
+/// The work is cut into chunks (<see cref="GemmProblem.ChunkCount"/>) and every thread,
+/// the caller included, claims chunks from a shared counter. On a busy machine a worker
+/// may not get a core in time; the caller then simply claims the remaining chunks too: a
+/// worker that wakes late costs nothing, one preempted mid-chunk costs at most that chunk. The counter carries a generation so a
 /// worker that wakes after its job finished cannot claim work from the next one.
 /// Workers spin for a short while after a job (layers of one MLP arrive back to back),
 /// then sleep on an event. One multi-threaded call runs at a time; a concurrent caller
@@ -48,7 +47,7 @@ internal static class GemmWorkers
             EnsureWorkers(threads - 1);
             s_problem = problem;
             s_path = path;
-            s_chunks = threads;
+            s_chunks = problem.ChunkCount(threads);
             s_completed = 0;
             s_error = null;
             long generation = (Volatile.Read(ref s_state) >> 32) + 1;
