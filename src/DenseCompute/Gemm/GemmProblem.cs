@@ -34,26 +34,30 @@ internal readonly unsafe struct GemmProblem
 
     public int PanelCount => GemmLayout.PanelCount(N);
 
+    /// <summary>The fewest rows a chunk gets when rows are split between threads.</summary>
+    private const int RowsPerRowChunk = 128;
+
     /// <summary>
     /// How many chunks <paramref name="threads"/> threads claim. Tall batches get up to four
-    /// per thread (at least 64 rows each, so each still reuses the weights it streams): on a
+    /// per thread (at least 128 rows each, so each still reuses the weights it streams): on a
     /// shared machine a worker preempted mid-chunk then holds up only a small piece of the
     /// call. Panel splits stay one per thread, since every panel chunk packs all of A.
     /// </summary>
     public int ChunkCount(int threads) =>
-        M >= 32 * threads ? threads * Math.Clamp(M / (64 * threads), 1, 4) : threads;
+        M >= RowsPerRowChunk * threads ? threads * Math.Clamp(M / (RowsPerRowChunk * threads), 1, 4) : threads;
 
     /// <summary>
     /// The share of the work that part <paramref name="index"/> of <paramref name="parts"/> does.
-    /// A part that owns r rows streams all the weights for r multiply-adds per weight, which
-    /// is compute-bound only from about 32 rows on; so tall batches split rows (each part
-    /// packs only its rows of A) and shorter ones split output panels (each part streams only
-    /// its share of the weights and packs all of A, which is small then).
+    /// A part that owns r rows streams all the weights for r multiply-adds per weight; with
+    /// two threads sharing L3 bandwidth that stays compute-bound only from about 128 rows on
+    /// (at 32-64 rows per part the top MLP ran 0.7x ORT on 2 threads). So tall batches split
+    /// rows (each part packs only its rows of A) and shorter ones split output panels (each
+    /// part streams only its share of the weights and packs all of A, which is small then).
     /// </summary>
     public void Partition(int parts, int index, out int m0, out int m1, out int p0, out int p1)
     {
         int panels = PanelCount;
-        if (M >= 32 * parts || panels < parts)
+        if (M >= RowsPerRowChunk * parts || panels < parts)
         {
             m0 = (int)((long)M * index / parts);
             m1 = (int)((long)M * (index + 1) / parts);
