@@ -1,0 +1,254 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Recsys.DenseCompute.Embeddings;
+
+/// <summary>How many vector accumulators one column pass keeps in registers (a JIT-time constant).</summary>
+internal interface IVectorCount
+{
+    static abstract int Count { get; }
+}
+
+internal struct One : IVectorCount { public static int Count => 1; }
+internal struct Two : IVectorCount { public static int Count => 2; }
+internal struct Three : IVectorCount { public static int Count => 3; }
+internal struct Four : IVectorCount { public static int Count => 4; }
+internal struct Five : IVectorCount { public static int Count => 5; }
+internal struct Six : IVectorCount { public static int Count => 6; }
+internal struct Seven : IVectorCount { public static int Count => 7; }
+internal struct Eight : IVectorCount { public static int Count => 8; }
+
+/// <summary>
+/// The embedding-bag kernel for one row format. A bag is pooled in column passes of up to 8 vectors
+/// held in registers while its rows stream by; each row's weight and dequantization scale fold into one
+/// multiplier, and the per-row biases are summed once per bag (sum_j w_j * bias_j) and added at the end.
+/// The first pass over a bag prefetches every cache line of the row <see cref="BagJob.Distance"/>
+/// positions ahead in the whole index stream, so prefetching runs across bag boundaries.
+/// Indices are trusted here: <see cref="EmbeddingBag.Validate"/> checked them once.
+/// </summary>
+internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
+{
+    private const int MaxVectors = 8;
+
+    public static void Run(in BagJob job, int* offsets, int bags, bool mean, float* output)
+    {
+        BagJob j = job;
+        for (int b = 0; b < bags; b++)
+        {
+            int start = offsets[b], end = offsets[b + 1];
+            float scale = mean && end > start ? 1f / (end - start) : 1f;
+            float* dst = output + (nint)b * j.Dim;
+            if (Avx512F.IsSupported) PoolBag512(j, start, end, scale, dst);
+            else if (Avx2.IsSupported && Fma.IsSupported) PoolBag256(j, start, end, scale, dst);
+            else PoolBagScalar(j, start, end, scale, dst, 0);
+        }
+    }
+
+    private static void PoolBag512(in BagJob job, int start, int end, float scale, float* dst)
+    {
+        int full = job.Dim & ~15;
+        for (int col = 0; col < full; col += 16 * MaxVectors)
+        {
+            bool prefetch = col == 0 && job.Distance > 0;
+            switch (Math.Min(MaxVectors, (full - col) >> 4))
+            {
+                case 1: Pass512<One>(job, start, end, col, prefetch, scale, dst); break;
+                case 2: Pass512<Two>(job, start, end, col, prefetch, scale, dst); break;
+                case 3: Pass512<Three>(job, start, end, col, prefetch, scale, dst); break;
+                case 4: Pass512<Four>(job, start, end, col, prefetch, scale, dst); break;
+                case 5: Pass512<Five>(job, start, end, col, prefetch, scale, dst); break;
+                case 6: Pass512<Six>(job, start, end, col, prefetch, scale, dst); break;
+                case 7: Pass512<Seven>(job, start, end, col, prefetch, scale, dst); break;
+                default: Pass512<Eight>(job, start, end, col, prefetch, scale, dst); break;
+            }
+        }
+        if (full < job.Dim) TailPass(job, start, end, full, full == 0 && job.Distance > 0, scale, dst);
+    }
+
+    private static void PoolBag256(in BagJob job, int start, int end, float scale, float* dst)
+    {
+        int full = job.Dim & ~7;
+        for (int col = 0; col < full; col += 8 * MaxVectors)
+        {
+            bool prefetch = col == 0 && job.Distance > 0;
+            switch (Math.Min(MaxVectors, (full - col) >> 3))
+            {
+                case 1: Pass256<One>(job, start, end, col, prefetch, scale, dst); break;
+                case 2: Pass256<Two>(job, start, end, col, prefetch, scale, dst); break;
+                case 3: Pass256<Three>(job, start, end, col, prefetch, scale, dst); break;
+                case 4: Pass256<Four>(job, start, end, col, prefetch, scale, dst); break;
+                case 5: Pass256<Five>(job, start, end, col, prefetch, scale, dst); break;
+                case 6: Pass256<Six>(job, start, end, col, prefetch, scale, dst); break;
+                case 7: Pass256<Seven>(job, start, end, col, prefetch, scale, dst); break;
+                default: Pass256<Eight>(job, start, end, col, prefetch, scale, dst); break;
+            }
+        }
+        if (full < job.Dim) PoolBagScalar(job, start, end, scale, dst, full);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMultiplier(byte* row, int dim, float weight, ref float bias)
+    {
+        if (!TRow.HasOffset) return weight;
+        TRow.RowScale(row, dim, out float multiplier, out float offset);
+        bias += weight * offset;
+        return weight * multiplier;
+    }
+
+    private static void Pass512<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        byte* table = job.Table;
+        long* indices = job.Indices;
+        float* weights = job.Weights;
+        int rowBytes = job.RowBytes, dim = job.Dim;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector512<float> a4 = default, a5 = default, a6 = default, a7 = default;
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (prefetch) job.Prefetch(j);
+            byte* row = table + indices[j] * rowBytes;
+            float m = RowMultiplier(row, dim, weights == null ? 1f : weights[j], ref bias);
+            Vector512<float> vm = Vector512.Create(m);
+            a0 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col), vm, a0);
+            if (TN.Count > 1) a1 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 16), vm, a1);
+            if (TN.Count > 2) a2 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 32), vm, a2);
+            if (TN.Count > 3) a3 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 48), vm, a3);
+            if (TN.Count > 4) a4 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 64), vm, a4);
+            if (TN.Count > 5) a5 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 80), vm, a5);
+            if (TN.Count > 6) a6 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 96), vm, a6);
+            if (TN.Count > 7) a7 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 112), vm, a7);
+        }
+        Vector512<float> vb = Vector512.Create(bias), vs = Vector512.Create(scale);
+        float* o = dst + col;
+        ((a0 + vb) * vs).Store(o);
+        if (TN.Count > 1) ((a1 + vb) * vs).Store(o + 16);
+        if (TN.Count > 2) ((a2 + vb) * vs).Store(o + 32);
+        if (TN.Count > 3) ((a3 + vb) * vs).Store(o + 48);
+        if (TN.Count > 4) ((a4 + vb) * vs).Store(o + 64);
+        if (TN.Count > 5) ((a5 + vb) * vs).Store(o + 80);
+        if (TN.Count > 6) ((a6 + vb) * vs).Store(o + 96);
+        if (TN.Count > 7) ((a7 + vb) * vs).Store(o + 112);
+    }
+
+    private static void Pass256<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        byte* table = job.Table;
+        long* indices = job.Indices;
+        float* weights = job.Weights;
+        int rowBytes = job.RowBytes, dim = job.Dim;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> a4 = default, a5 = default, a6 = default, a7 = default;
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (prefetch) job.Prefetch(j);
+            byte* row = table + indices[j] * rowBytes;
+            float m = RowMultiplier(row, dim, weights == null ? 1f : weights[j], ref bias);
+            Vector256<float> vm = Vector256.Create(m);
+            a0 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col), vm, a0);
+            if (TN.Count > 1) a1 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 8), vm, a1);
+            if (TN.Count > 2) a2 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 16), vm, a2);
+            if (TN.Count > 3) a3 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 24), vm, a3);
+            if (TN.Count > 4) a4 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 32), vm, a4);
+            if (TN.Count > 5) a5 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 40), vm, a5);
+            if (TN.Count > 6) a6 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 48), vm, a6);
+            if (TN.Count > 7) a7 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 56), vm, a7);
+        }
+        Vector256<float> vb = Vector256.Create(bias), vs = Vector256.Create(scale);
+        float* o = dst + col;
+        ((a0 + vb) * vs).Store(o);
+        if (TN.Count > 1) ((a1 + vb) * vs).Store(o + 8);
+        if (TN.Count > 2) ((a2 + vb) * vs).Store(o + 16);
+        if (TN.Count > 3) ((a3 + vb) * vs).Store(o + 24);
+        if (TN.Count > 4) ((a4 + vb) * vs).Store(o + 32);
+        if (TN.Count > 5) ((a5 + vb) * vs).Store(o + 40);
+        if (TN.Count > 6) ((a6 + vb) * vs).Store(o + 48);
+        if (TN.Count > 7) ((a7 + vb) * vs).Store(o + 56);
+    }
+
+    // Columns [col, D) with D - col < 16 on the AVX-512 path: one 256-bit accumulator for 8 of them
+    // and scalar accumulation for the last 0..7.
+    private static void TailPass(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+    {
+        int dim = job.Dim;
+        int vectorEnd = dim - col >= 8 ? col + 8 : col;
+        float* o = dst + col;
+        new Span<float>(dst + vectorEnd, dim - vectorEnd).Clear();
+        Vector256<float> acc = default;
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (prefetch) job.Prefetch(j);
+            byte* row = job.Table + job.Indices[j] * job.RowBytes;
+            float m = RowMultiplier(row, dim, job.Weights == null ? 1f : job.Weights[j], ref bias);
+            if (vectorEnd > col) acc = Vector256.FusedMultiplyAdd(TRow.Load256(row, col), Vector256.Create(m), acc);
+            for (int c = vectorEnd; c < dim; c++) dst[c] += m * TRow.LoadScalar(row, c);
+        }
+        if (vectorEnd > col) ((acc + Vector256.Create(bias)) * Vector256.Create(scale)).Store(o);
+        for (int c = vectorEnd; c < dim; c++) dst[c] = (dst[c] + bias) * scale;
+    }
+
+    // Machines without AVX2, and the last D mod 8 columns on the AVX2 path.
+    private static void PoolBagScalar(BagJob job, int start, int end, float scale, float* dst, int col)
+    {
+        int dim = job.Dim;
+        new Span<float>(dst + col, dim - col).Clear();
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (col == 0 && job.Distance > 0) job.Prefetch(j);
+            byte* row = job.Table + job.Indices[j] * job.RowBytes;
+            float m = RowMultiplier(row, dim, job.Weights == null ? 1f : job.Weights[j], ref bias);
+            for (int c = col; c < dim; c++) dst[c] += m * TRow.LoadScalar(row, c);
+        }
+        for (int c = col; c < dim; c++) dst[c] = (dst[c] + bias) * scale;
+    }
+}
+
+/// <summary>One Pool call's table and index stream, copied by value into each pass.</summary>
+internal readonly unsafe struct BagJob
+{
+    public readonly byte* Table;
+    public readonly long* Indices;
+    public readonly float* Weights; // null: every weight is 1
+    public readonly int RowBytes;
+    public readonly int Dim;
+    public readonly int Last;       // last valid index position, for clamping the prefetch
+    public readonly int Distance;   // prefetch distance in indices; 0 = off
+    public readonly bool NonTemporal;
+
+    public BagJob(byte* table, int rowBytes, int dim, long* indices, int count, float* weights, int distance, bool nonTemporal)
+    {
+        Table = table;
+        RowBytes = rowBytes;
+        Dim = dim;
+        Indices = indices;
+        Weights = weights;
+        Last = count - 1;
+        Distance = distance;
+        NonTemporal = nonTemporal;
+    }
+
+    /// <summary>Touches every cache line of the row used <see cref="Distance"/> positions after <paramref name="position"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Prefetch(int position)
+    {
+        if (!Sse.IsSupported) return;
+        long next = Indices[Math.Min(position + Distance, Last)];
+        byte* row = Table + next * RowBytes;
+        byte* line = (byte*)((nuint)row & ~(nuint)63);
+        byte* end = row + RowBytes;
+        if (NonTemporal)
+        {
+            do { Sse.PrefetchNonTemporal(line); line += 64; } while (line < end);
+        }
+        else
+        {
+            do { Sse.Prefetch0(line); line += 64; } while (line < end);
+        }
+    }
+}
