@@ -26,11 +26,14 @@ internal struct Eight : IVectorCount { public static int Count => 8; }
 /// The first pass over a bag prefetches every cache line of the row <see cref="BagJob.Distance"/>
 /// positions ahead in the whole index stream, so prefetching runs across bag boundaries.
 /// Indices are trusted here: <see cref="EmbeddingBag.Validate"/> checked them once.
+/// The kernels skip tiering (AggressiveOptimization): a Pool call over one large batch would otherwise
+/// spend its first milliseconds in unoptimized tier-0 loops.
 /// </summary>
 internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
 {
     private const int MaxVectors = 8;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(in BagJob job, int* offsets, int bags, bool mean, float* output)
     {
         BagJob j = job;
@@ -45,6 +48,7 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PoolBag512(in BagJob job, int start, int end, float scale, float* dst)
     {
         int full = job.Dim & ~15;
@@ -66,6 +70,7 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         if (full < job.Dim) TailPass(job, start, end, full, full == 0 && job.Distance > 0, scale, dst);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PoolBag256(in BagJob job, int start, int end, float scale, float* dst)
     {
         int full = job.Dim & ~7;
@@ -96,6 +101,7 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         return weight * multiplier;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pass512<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
         where TN : struct, IVectorCount
     {
@@ -133,6 +139,7 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         if (TN.Count > 7) ((a7 + vb) * vs).Store(o + 112);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pass256<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
         where TN : struct, IVectorCount
     {
@@ -172,6 +179,7 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
 
     // Columns [col, D) with D - col < 16 on the AVX-512 path: one 256-bit accumulator for 8 of them
     // and scalar accumulation for the last 0..7.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TailPass(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
     {
         int dim = job.Dim;
@@ -193,6 +201,7 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
     }
 
     // Machines without AVX2, and the last D mod 8 columns on the AVX2 path.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PoolBagScalar(BagJob job, int start, int end, float scale, float* dst, int col)
     {
         int dim = job.Dim;

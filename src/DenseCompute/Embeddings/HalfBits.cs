@@ -16,7 +16,7 @@ internal static class HalfBits
     private const uint HalfInfinity = 0x7C00;
     private const uint SingleExponent = 0x7F80_0000;
     private const uint QuietBit = 0x0040_0000;
-    private static readonly float Rebias = BitConverter.UInt32BitsToSingle(0x7780_0000); // 2^112
+    private const float Rebias = 5.192296858534828e33f; // 2^112, exactly representable
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> ToSingle(Vector512<uint> half)
