@@ -32,6 +32,7 @@ internal struct Eight : IVectorCount { public static int Count => 8; }
 internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
 {
     private const int MaxVectors = 8;
+    private const int Int4Blocks = 4; // 32-column blocks per int4 pass: 8 accumulators
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(in BagJob job, int* offsets, int bags, bool mean, float* output)
@@ -51,8 +52,24 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PoolBag512(in BagJob job, int start, int end, float scale, float* dst)
     {
+        int col0 = 0;
+        if (typeof(TRow) == typeof(Int4Rows))
+        {
+            col0 = job.Dim & ~31;
+            for (int col = 0; col < col0; col += 32 * Int4Blocks)
+            {
+                bool prefetch = col == 0 && job.Distance > 0;
+                switch (Math.Min(Int4Blocks, (col0 - col) >> 5))
+                {
+                    case 1: PassInt4<One>(job, start, end, col, prefetch, scale, dst); break;
+                    case 2: PassInt4<Two>(job, start, end, col, prefetch, scale, dst); break;
+                    case 3: PassInt4<Three>(job, start, end, col, prefetch, scale, dst); break;
+                    default: PassInt4<Four>(job, start, end, col, prefetch, scale, dst); break;
+                }
+            }
+        }
         int full = job.Dim & ~15;
-        for (int col = 0; col < full; col += 16 * MaxVectors)
+        for (int col = col0; col < full; col += 16 * MaxVectors)
         {
             bool prefetch = col == 0 && job.Distance > 0;
             switch (Math.Min(MaxVectors, (full - col) >> 4))
@@ -137,6 +154,69 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         if (TN.Count > 5) ((a5 + vb) * vs).Store(o + 80);
         if (TN.Count > 6) ((a6 + vb) * vs).Store(o + 96);
         if (TN.Count > 7) ((a7 + vb) * vs).Store(o + 112);
+    }
+
+    // Int4 rows, 32 columns (16 bytes) per block: zero-extend the 16 bytes to dwords once and split
+    // each into its low nibble (even column) and high nibble (odd column), accumulating even and odd
+    // columns apart. The columns are interleaved back once per bag instead of once per row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PassInt4<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        byte* table = job.Table;
+        long* indices = job.Indices;
+        float* weights = job.Weights;
+        int rowBytes = job.RowBytes, dim = job.Dim;
+        Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default;
+        Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
+        Vector512<int> low = Vector512.Create(0x0F);
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (prefetch) job.Prefetch(j);
+            byte* row = table + indices[j] * rowBytes;
+            float m = RowMultiplier(row, dim, weights == null ? 1f : weights[j], ref bias);
+            Vector512<float> vm = Vector512.Create(m);
+            byte* p = row + (col >> 1);
+            Vector512<int> b0 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p));
+            e0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b0 & low), vm, e0);
+            o0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b0, 4)), vm, o0);
+            if (TN.Count > 1)
+            {
+                Vector512<int> b1 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p + 16));
+                e1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b1 & low), vm, e1);
+                o1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b1, 4)), vm, o1);
+            }
+            if (TN.Count > 2)
+            {
+                Vector512<int> b2 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p + 32));
+                e2 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b2 & low), vm, e2);
+                o2 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b2, 4)), vm, o2);
+            }
+            if (TN.Count > 3)
+            {
+                Vector512<int> b3 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p + 48));
+                e3 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b3 & low), vm, e3);
+                o3 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b3, 4)), vm, o3);
+            }
+        }
+        Vector512<float> vb = Vector512.Create(bias), vs = Vector512.Create(scale);
+        float* o = dst + col;
+        StoreInterleaved(e0, o0, vb, vs, o);
+        if (TN.Count > 1) StoreInterleaved(e1, o1, vb, vs, o + 32);
+        if (TN.Count > 2) StoreInterleaved(e2, o2, vb, vs, o + 64);
+        if (TN.Count > 3) StoreInterleaved(e3, o3, vb, vs, o + 96);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreInterleaved(Vector512<float> even, Vector512<float> odd, Vector512<float> bias, Vector512<float> scale, float* o)
+    {
+        Vector512<int> first = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        Vector512<int> second = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        even = (even + bias) * scale;
+        odd = (odd + bias) * scale;
+        Avx512F.PermuteVar16x32x2(even, first, odd).Store(o);
+        Avx512F.PermuteVar16x32x2(even, second, odd).Store(o + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

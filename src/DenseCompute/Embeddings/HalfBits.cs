@@ -5,38 +5,38 @@ namespace Recsys.DenseCompute.Embeddings;
 
 /// <summary>
 /// fp16 -> fp32 widening by integer SIMD: .NET 10 exposes no F16C / vcvtph2ps intrinsic.
-/// Shifting the 15 magnitude bits into fp32 position and multiplying by 2^112 rebiases the exponent
-/// exactly for normals and subnormals alike; Inf and NaN need their exponent forced to all ones, and
-/// NaNs come out quiet, as vcvtph2ps and (float)Half make them.
+/// With the half in the top 16 bits of a dword, an arithmetic shift right by 3 lines its exponent and
+/// mantissa up with fp32's (the sign stays in bit 31, its three copies are masked off). The result is the
+/// right value scaled by 2^-112, so one multiply by 2^112 rebiases the exponent exactly, for normals and
+/// subnormals alike. Inf and NaN (exponent 31) first get the fp32 exponent forced to all ones; the
+/// multiply then keeps Inf and quiets NaN, as vcvtph2ps and (float)Half do.
 /// </summary>
 internal static class HalfBits
 {
-    private const uint MagnitudeMask = 0x7FFF;
-    private const uint SignMask = 0x8000;
-    private const uint HalfInfinity = 0x7C00;
+    private const uint FieldMask = 0x8FFF_E000;      // sign, 5 exponent and 10 mantissa bits after the shift
+    private const uint HalfExponent = 0x7C00_0000;   // exponent 31, half in the top 16 bits
     private const uint SingleExponent = 0x7F80_0000;
-    private const uint QuietBit = 0x0040_0000;
     private const float Rebias = 5.192296858534828e33f; // 2^112, exactly representable
 
+    /// <param name="half">Zero-extended fp16 bit patterns, one per lane.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> ToSingle(Vector512<uint> half)
     {
-        Vector512<uint> magnitude = half & Vector512.Create(MagnitudeMask);
-        Vector512<uint> sign = (half & Vector512.Create(SignMask)) << 16;
-        Vector512<float> value = (magnitude << 13).AsSingle() * Vector512.Create(Rebias);
-        Vector512<uint> special = (Vector512.GreaterThanOrEqual(magnitude, Vector512.Create(HalfInfinity)) & Vector512.Create(SingleExponent))
-            | (Vector512.GreaterThan(magnitude, Vector512.Create(HalfInfinity)) & Vector512.Create(QuietBit));
-        return (value.AsUInt32() | special | sign).AsSingle();
+        Vector512<uint> top = half << 16;
+        Vector512<uint> bits = Vector512.ShiftRightArithmetic(top.AsInt32(), 3).AsUInt32() & Vector512.Create(FieldMask);
+        Vector512<uint> special = Vector512.Equals(top & Vector512.Create(HalfExponent), Vector512.Create(HalfExponent));
+        bits |= special & Vector512.Create(SingleExponent);
+        return bits.AsSingle() * Vector512.Create(Rebias);
     }
 
+    /// <param name="half">Zero-extended fp16 bit patterns, one per lane.</param>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> ToSingle(Vector256<uint> half)
     {
-        Vector256<uint> magnitude = half & Vector256.Create(MagnitudeMask);
-        Vector256<uint> sign = (half & Vector256.Create(SignMask)) << 16;
-        Vector256<float> value = (magnitude << 13).AsSingle() * Vector256.Create(Rebias);
-        Vector256<uint> special = (Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(HalfInfinity)) & Vector256.Create(SingleExponent))
-            | (Vector256.GreaterThan(magnitude, Vector256.Create(HalfInfinity)) & Vector256.Create(QuietBit));
-        return (value.AsUInt32() | special | sign).AsSingle();
+        Vector256<uint> top = half << 16;
+        Vector256<uint> bits = Vector256.ShiftRightArithmetic(top.AsInt32(), 3).AsUInt32() & Vector256.Create(FieldMask);
+        Vector256<uint> special = Vector256.Equals(top & Vector256.Create(HalfExponent), Vector256.Create(HalfExponent));
+        bits |= special & Vector256.Create(SingleExponent);
+        return bits.AsSingle() * Vector256.Create(Rebias);
     }
 }
