@@ -54,6 +54,7 @@ public class EmbeddingHalfBitsTests
             for (int i = 0; i < 16; i++) bits[i] = (uint)(start + i);
             if (Vector512.IsHardwareAccelerated) Check(start, HalfBits.ToSingle(Vector512.Create(bits)), 16);
             if (Vector256.IsHardwareAccelerated) Check(start, HalfBits.ToSingle(Vector256.Create(bits.AsSpan(0, 8))), 8);
+            for (int i = 0; i < 16; i++) CheckOne(start + i, HalfBits.ToSingle((ushort)(start + i)));
         }
     }
 

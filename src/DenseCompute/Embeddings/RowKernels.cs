@@ -68,7 +68,7 @@ internal unsafe struct Fp16Rows : IRowReader
         HalfBits.ToSingle(Avx2.ConvertToVector256Int32((ushort*)row + col).AsUInt32());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float LoadScalar(byte* row, int col) => (float)Unsafe.ReadUnaligned<Half>(row + 2 * col);
+    public static float LoadScalar(byte* row, int col) => HalfBits.ToSingle(Unsafe.ReadUnaligned<ushort>(row + 2 * col));
 }
 
 /// <summary>FBGEMM fused 8-bit rowwise: D codes, fp32 scale, fp32 bias.</summary>
@@ -104,8 +104,8 @@ internal unsafe struct Int4Rows : IRowReader
     public static void RowScale(byte* row, int dim, out float multiplier, out float offset)
     {
         byte* header = row + ((dim + 1) >> 1);
-        multiplier = (float)Unsafe.ReadUnaligned<Half>(header);
-        offset = (float)Unsafe.ReadUnaligned<Half>(header + 2);
+        multiplier = HalfBits.ToSingle(Unsafe.ReadUnaligned<ushort>(header));
+        offset = HalfBits.ToSingle(Unsafe.ReadUnaligned<ushort>(header + 2));
     }
 
     // Interleaving the low and high nibbles byte-wise puts code 2k at byte 2k and code 2k+1 at byte
