@@ -16,7 +16,7 @@ namespace Recsys.Benchmarks;
 ///     [--weights 0] [--mean 0]
 /// --gib sizes the table as if fp32, so every format holds the same rows; --pf is a list too (0 = off).
 /// </summary>
-public static unsafe class EmbeddingBagConsole
+public static unsafe partial class EmbeddingBagConsole
 {
     public static void Run(string[] args)
     {
@@ -53,23 +53,26 @@ public static unsafe class EmbeddingBagConsole
         float[] output = GC.AllocateArray<float>(opt.Bags * table.Dim, pinned: true);
         EmbeddingBag.PrefetchDistance = pf;
         EmbeddingBag.PrefetchNonTemporal = opt.NonTemporal;
-        double[] seconds = new double[opt.Batches];
+        double[] seconds = new double[opt.Batches], cpuSeconds = new double[opt.Batches];
         double check = 0;
         for (int n = 0; n < opt.Batches; n++)
         {
             var ids = indices.AsSpan(n * perBatch, perBatch);
+            double c0 = ThreadCpuSeconds();
             long t0 = Stopwatch.GetTimestamp();
             EmbeddingBag.Pool(table, ids, offsets, weights, opt.Mean ? Pooling.Mean : Pooling.Sum, output);
             seconds[n] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            cpuSeconds[n] = ThreadCpuSeconds() - c0;
             check += output[(n * 7919) % output.Length];
         }
-        double[] timed = seconds[1..];
+        double[] timed = seconds[1..], cpu = cpuSeconds[1..];
         Array.Sort(timed);
-        double med = timed[timed.Length / 2], best = timed[0], worst = timed[^1];
+        Array.Sort(cpu);
+        double med = timed[timed.Length / 2], best = timed[0], worst = timed[^1], cpuMed = cpu[cpu.Length / 2];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"RESULT impl=csharp format={RowLayout.Name(table.Format)} D={table.Dim} rowB={table.RowBytes} P={p} pf={pf} threads=1 bags={opt.Bags} " +
             $"Mrows_s_med={perBatch / med / 1e6:F2} Mrows_s_min={perBatch / worst / 1e6:F2} Mrows_s_max={perBatch / best / 1e6:F2} " +
-            $"GBps_med={(double)perBatch * table.RowBytes / med / 1e9:F2} chk={check:G4}"));
+            $"GBps_med={(double)perBatch * table.RowBytes / med / 1e9:F2} Mrows_s_cpu_med={perBatch / cpuMed / 1e6:F2} chk={check:G4}"));
     }
 
     // Same word pattern as gather.c (finite floats of moderate size), then a valid header per
@@ -84,6 +87,12 @@ public static unsafe class EmbeddingBagConsole
             uint* w = (uint*)baseAddress;
             long end = Math.Min(words, (c + 1) * Chunk);
             for (long i = c * Chunk; i < end; i++) w[i] = (uint)(i * 2654435761L) & 0x3f7f7f7fu;
+            // Two halves per word: keep them finite, |x| in [1/8, 1), either sign (gather.c's pattern
+            // would make half NaNs and Infs).
+            if (table.Format == RowFormat.Fp16)
+            {
+                for (long i = c * Chunk; i < end; i++) w[i] = (w[i] & 0x8FFF_8FFFu) | 0x3000_3000u;
+            }
         });
         if (table.Format is RowFormat.Int8 or RowFormat.Int4)
         {
@@ -110,6 +119,28 @@ public static unsafe class EmbeddingBagConsole
             });
         }
     }
+
+    // Time this thread spent on a CPU: on a shared, oversubscribed machine wall time mostly measures
+    // the scheduler, so both are reported (the peers report both too).
+    private static double ThreadCpuSeconds()
+    {
+        if (!OperatingSystem.IsLinux()) return Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
+        Timespec t;
+        _ = clock_gettime(ClockThreadCpuTime, &t);
+        return t.Seconds + t.Nanoseconds * 1e-9;
+    }
+
+    private const int ClockThreadCpuTime = 3;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [LibraryImport("libc")]
+    private static partial int clock_gettime(int clock, Timespec* time);
 
     private static long AnonHugePagesKb()
     {
