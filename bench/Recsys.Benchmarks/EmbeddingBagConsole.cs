@@ -12,7 +12,7 @@ namespace Recsys.Benchmarks;
 /// uniform random ids from the same xorshift, B bags of P ids per batch, the median batch of N
 /// (the first one discarded), one thread.
 ///   dotnet run -c Release --project bench/Recsys.Benchmarks -- embag [--gib 4] [--dim 64]
-///     [--formats fp32,fp16,int8,int4] [--p 20,80] [--pf 24] [--nta 0] [--bags 16384] [--batches 12]
+///     [--formats fp32,fp16,int8,int4] [--p 20,80] [--pf 32] [--nta 0] [--bags 16384] [--batches 12]
 ///     [--weights 0] [--mean 0]
 /// --gib sizes the table as if fp32, so every format holds the same rows; --pf is a list too (0 = off).
 /// </summary>
@@ -178,7 +178,7 @@ public static unsafe partial class EmbeddingBagConsole
                 Get("formats", "fp32,fp16,int8,int4").Split(',').Select(s =>
                     RowLayout.TryParse(s, out var f) ? f : throw new ArgumentException($"--formats: unknown row format '{s}'")).ToArray(),
                 Ints("p", "20,80"),
-                Ints("pf", "24"),
+                Ints("pf", "32"),
                 Get("nta", "0") == "1",
                 int.Parse(Get("bags", "16384"), CultureInfo.InvariantCulture),
                 int.Parse(Get("batches", "12"), CultureInfo.InvariantCulture),
