@@ -1,14 +1,14 @@
 #!/bin/sh
 # Back-to-back embedding-bag comparison: C gather limit, ours, PyTorch; ROUNDS rounds, one thread each.
-# Usage (from the repository root): sh bench/peers/run_embag.sh [ROUNDS=3] [LOG=bench/embag-run.log]
+# Usage (from the repository root): sh bench/peers/run_embag.sh [ROUNDS=3] [LOG=/tmp/embag-bench/run.log]
 # Builds gather_cpu (a copy of /work/shared/baselines/gather.c that also reports CPU-time rates) and the
 # Release bench; every RESULT line goes to LOG. Tables: 16,777,216 rows x D=64 (4 GiB as fp32) in every
 # format, huge pages advised, uniform random ids, 16384 bags per batch.
 set -e
 ROUNDS=${1:-3}
-LOG=${2:-bench/embag-run.log}
+LOG=${2:-${TMPDIR:-/tmp}/embag-bench/run.log}
 OUT=${TMPDIR:-/tmp}/embag-bench
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$(dirname "$LOG")"
 gcc -O3 -march=native -fopenmp bench/peers/gather_cpu.c -o "$OUT/gather_cpu"
 dotnet build -c Release bench/Recsys.Benchmarks -v q -nologo >/dev/null
 BIN=bench/Recsys.Benchmarks/bin/Release/net10.0/Recsys.Benchmarks

@@ -1,4 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 
 namespace Recsys.DenseCompute.Embeddings;
 
@@ -69,9 +71,14 @@ public static unsafe class EmbeddingBag
         }
         if (!weights.IsEmpty && weights.Length != indices.Length) throw new ArgumentException($"{weights.Length} weights for {indices.Length} indices", nameof(weights));
         if (output.Length < (long)bags * dim) throw new ArgumentException($"output holds {output.Length} floats, needs {bags} x {dim}", nameof(output));
-        for (int j = 0; j < indices.Length; j++)
+        // One vectorized pass: as unsigned, negative ids are huge, so max < rows proves every id valid.
+        // The kernels then read rows without further checks.
+        if (!indices.IsEmpty && TensorPrimitives.Max(MemoryMarshal.Cast<long, ulong>(indices)) >= (ulong)rows)
         {
-            if ((ulong)indices[j] >= (ulong)rows) ThrowIndexOutOfRange(indices, offsets, j, rows);
+            for (int j = 0; j < indices.Length; j++)
+            {
+                if ((ulong)indices[j] >= (ulong)rows) ThrowIndexOutOfRange(indices, offsets, j, rows);
+            }
         }
     }
 
