@@ -19,6 +19,15 @@ internal struct Six : IVectorCount { public static int Count => 6; }
 internal struct Seven : IVectorCount { public static int Count => 7; }
 internal struct Eight : IVectorCount { public static int Count => 8; }
 
+/// <summary>A yes/no known when the JIT specializes a loop (per-index weights, prefetching).</summary>
+internal interface IFlag
+{
+    static abstract bool On { get; }
+}
+
+internal struct Yes : IFlag { public static bool On => true; }
+internal struct No : IFlag { public static bool On => false; }
+
 /// <summary>
 /// The embedding-bag kernel for one row format. A bag is pooled in column passes of up to 8 vectors
 /// held in registers while its rows stream by; each row's weight and dequantization scale fold into one
@@ -118,9 +127,60 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         return weight * multiplier;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pass512<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMultiplier<TWeighted>(byte* row, int dim, float* weights, int j, ref float bias)
+        where TWeighted : struct, IFlag
+    {
+        if (TWeighted.On) return RowMultiplier(row, dim, weights[j], ref bias);
+        if (!TRow.HasOffset) return 1f;
+        TRow.RowScale(row, dim, out float multiplier, out float offset);
+        bias += offset;
+        return multiplier;
+    }
+
+    // The per-row loops are specialized on weights and prefetching so their bodies carry no branch
+    // but the loop's own.
+    private static void Pass512<TN>(in BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
         where TN : struct, IVectorCount
+    {
+        if (job.Weights == null)
+        {
+            if (prefetch) Pass512<TN, No, Yes>(job, start, end, col, scale, dst);
+            else Pass512<TN, No, No>(job, start, end, col, scale, dst);
+        }
+        else if (prefetch) Pass512<TN, Yes, Yes>(job, start, end, col, scale, dst);
+        else Pass512<TN, Yes, No>(job, start, end, col, scale, dst);
+    }
+
+    private static void PassInt4<TN>(in BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        if (job.Weights == null)
+        {
+            if (prefetch) PassInt4<TN, No, Yes>(job, start, end, col, scale, dst);
+            else PassInt4<TN, No, No>(job, start, end, col, scale, dst);
+        }
+        else if (prefetch) PassInt4<TN, Yes, Yes>(job, start, end, col, scale, dst);
+        else PassInt4<TN, Yes, No>(job, start, end, col, scale, dst);
+    }
+
+    private static void Pass256<TN>(in BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        if (job.Weights == null)
+        {
+            if (prefetch) Pass256<TN, No, Yes>(job, start, end, col, scale, dst);
+            else Pass256<TN, No, No>(job, start, end, col, scale, dst);
+        }
+        else if (prefetch) Pass256<TN, Yes, Yes>(job, start, end, col, scale, dst);
+        else Pass256<TN, Yes, No>(job, start, end, col, scale, dst);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Pass512<TN, TWeighted, TPrefetch>(BagJob job, int start, int end, int col, float scale, float* dst)
+        where TN : struct, IVectorCount
+        where TWeighted : struct, IFlag
+        where TPrefetch : struct, IFlag
     {
         byte* table = job.Table;
         long* indices = job.Indices;
@@ -131,9 +191,9 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         float bias = 0f;
         for (int j = start; j < end; j++)
         {
-            if (prefetch) job.Prefetch(j);
+            if (TPrefetch.On) job.Prefetch(j);
             byte* row = table + indices[j] * rowBytes;
-            float m = RowMultiplier(row, dim, weights == null ? 1f : weights[j], ref bias);
+            float m = RowMultiplier<TWeighted>(row, dim, weights, j, ref bias);
             Vector512<float> vm = Vector512.Create(m);
             a0 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col), vm, a0);
             if (TN.Count > 1) a1 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 16), vm, a1);
@@ -160,8 +220,10 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
     // each into its low nibble (even column) and high nibble (odd column), accumulating even and odd
     // columns apart. The columns are interleaved back once per bag instead of once per row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PassInt4<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+    private static void PassInt4<TN, TWeighted, TPrefetch>(BagJob job, int start, int end, int col, float scale, float* dst)
         where TN : struct, IVectorCount
+        where TWeighted : struct, IFlag
+        where TPrefetch : struct, IFlag
     {
         byte* table = job.Table;
         long* indices = job.Indices;
@@ -173,9 +235,9 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         float bias = 0f;
         for (int j = start; j < end; j++)
         {
-            if (prefetch) job.Prefetch(j);
+            if (TPrefetch.On) job.Prefetch(j);
             byte* row = table + indices[j] * rowBytes;
-            float m = RowMultiplier(row, dim, weights == null ? 1f : weights[j], ref bias);
+            float m = RowMultiplier<TWeighted>(row, dim, weights, j, ref bias);
             Vector512<float> vm = Vector512.Create(m);
             byte* p = row + (col >> 1);
             Vector512<int> b0 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p));
@@ -220,8 +282,10 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pass256<TN>(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+    private static void Pass256<TN, TWeighted, TPrefetch>(BagJob job, int start, int end, int col, float scale, float* dst)
         where TN : struct, IVectorCount
+        where TWeighted : struct, IFlag
+        where TPrefetch : struct, IFlag
     {
         byte* table = job.Table;
         long* indices = job.Indices;
@@ -232,9 +296,9 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
         float bias = 0f;
         for (int j = start; j < end; j++)
         {
-            if (prefetch) job.Prefetch(j);
+            if (TPrefetch.On) job.Prefetch(j);
             byte* row = table + indices[j] * rowBytes;
-            float m = RowMultiplier(row, dim, weights == null ? 1f : weights[j], ref bias);
+            float m = RowMultiplier<TWeighted>(row, dim, weights, j, ref bias);
             Vector256<float> vm = Vector256.Create(m);
             a0 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col), vm, a0);
             if (TN.Count > 1) a1 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 8), vm, a1);
@@ -309,6 +373,8 @@ internal readonly unsafe struct BagJob
     public readonly int Last;       // last valid index position, for clamping the prefetch
     public readonly int Distance;   // prefetch distance in indices; 0 = off
     public readonly bool NonTemporal;
+    public readonly int Lines;      // prefetches at row + 64 k, k < Lines
+    public readonly bool Straddles; // rows of a size that is no multiple of 64 can touch one line more
 
     public BagJob(byte* table, int rowBytes, int dim, long* indices, int count, float* weights, int distance, bool nonTemporal)
     {
@@ -320,24 +386,30 @@ internal readonly unsafe struct BagJob
         Last = count - 1;
         Distance = distance;
         NonTemporal = nonTemporal;
+        Lines = (rowBytes + 63) >> 6;
+        Straddles = (rowBytes & 63) != 0;
     }
 
     /// <summary>Touches every cache line of the row used <see cref="Distance"/> positions after <paramref name="position"/>.</summary>
+    /// <remarks>
+    /// The number of prefetches is fixed per table (one per 64 bytes, plus the row's last byte when rows
+    /// can straddle a line): a count that depended on each row's alignment would make this loop's exit
+    /// branch mispredict on about every other row, which costs more than the spare prefetch.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Prefetch(int position)
     {
         if (!Sse.IsSupported) return;
-        long next = Indices[Math.Min(position + Distance, Last)];
-        byte* row = Table + next * RowBytes;
-        byte* line = (byte*)((nuint)row & ~(nuint)63);
-        byte* end = row + RowBytes;
+        byte* row = Table + Indices[Math.Min(position + Distance, Last)] * RowBytes;
         if (NonTemporal)
         {
-            do { Sse.PrefetchNonTemporal(line); line += 64; } while (line < end);
+            for (int k = 0; k < Lines; k++) Sse.PrefetchNonTemporal(row + 64 * k);
+            if (Straddles) Sse.PrefetchNonTemporal(row + RowBytes - 1);
         }
         else
         {
-            do { Sse.Prefetch0(line); line += 64; } while (line < end);
+            for (int k = 0; k < Lines; k++) Sse.Prefetch0(row + 64 * k);
+            if (Straddles) Sse.Prefetch0(row + RowBytes - 1);
         }
     }
 }
