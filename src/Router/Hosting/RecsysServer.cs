@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Recsys.DenseCompute.Models;
+using Recsys.EmbeddingGrains.Loading;
 using Recsys.Router.Http;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
@@ -67,7 +68,7 @@ public sealed class RecsysServer : IAsyncDisposable
         builder.UseOrleans(silo =>
         {
             silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, options.PrimarySilo, options.ServiceId, options.ClusterId);
-            if (options.Role.HasFlag(SiloRole.Embedding)) EmbeddingHosting.AddShards(silo, options, repository);
+            EmbeddingHosting.AddShards(silo, options, repository);
         });
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<ServingMetrics>();
@@ -95,8 +96,41 @@ public sealed class RecsysServer : IAsyncDisposable
         foreach (string name in registry.Repository.ModelNames())
         {
             var progress = new LoadProgressPrinter(_log, name);
-            ServedModel model = await registry.LoadNewestAsync(name, progress, cancel).ConfigureAwait(false);
+            using var polling = new CancellationTokenSource();
+            Task poll = PollLocalLoadingAsync(name, progress, polling.Token);
+            ServedModel model;
+            try
+            {
+                model = await registry.LoadNewestAsync(name, progress, cancel).ConfigureAwait(false);
+            }
+            finally
+            {
+                await polling.CancelAsync().ConfigureAwait(false);
+                await poll.ConfigureAwait(false);
+            }
             progress.Finish(model.Version);
+        }
+    }
+
+    /// <summary>
+    /// Shards report completion only once loaded; this silo's loader also counts rows as they go,
+    /// so a big table shows progress before its first shard finishes.
+    /// </summary>
+    private async Task PollLocalLoadingAsync(string model, LoadProgressPrinter printer, CancellationToken stop)
+    {
+        if (Services.GetService<ShardLoadProgress>() is not { } loading) return;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                long rows = loading.Shards.Where(kv => kv.Key.StartsWith(model + "/", StringComparison.Ordinal)).Sum(kv => kv.Value.Loaded);
+                printer.ReportLocal(rows);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Loading finished.
         }
     }
 
@@ -145,6 +179,12 @@ public sealed class RecsysServer : IAsyncDisposable
             if (now - Interlocked.Read(ref _lastTicks) < 500 && value.Loaded < value.Total) return;
             Interlocked.Exchange(ref _lastTicks, now);
             log.WriteLine($"  loading {model}: {value.Loaded:N0} / {value.Total:N0} rows");
+        }
+
+        public void ReportLocal(long rowsLoadedHere)
+        {
+            (long loaded, long total) = _last;
+            if (total > 0 && rowsLoadedHere > loaded) log.WriteLine($"  loading {model}: {rowsLoadedHere:N0} / {total:N0} rows");
         }
 
         public void Finish(string version) => log.WriteLine($"  loaded {model} version {version}: {_last.Total:N0} rows in its shards");

@@ -69,19 +69,46 @@ public sealed class ServedModel
     public void Retire() => Release();
 
     /// <summary>
-    /// Activates every shard (each loads or recovers its rows) and reports rows loaded so far.
+    /// Activates every shard (each loads or recovers its rows) and reports rows loaded so far. A few
+    /// at a time, so each activation finishes within the call timeout on a busy machine; a call
+    /// that still times out is repeated (the activation keeps going on its silo meanwhile).
     /// </summary>
     public async Task WarmUpAsync(IProgress<(long Loaded, long Total)>? progress, CancellationToken cancel = default)
     {
         long total = TotalRows, loaded = 0;
         progress?.Report((0, total));
-        var pending = AllShards.Select(s => s.GetStatus()).ToList();
-        while (pending.Count > 0)
+        using var slots = new SemaphoreSlim(WarmUpConcurrency);
+        Task[] all = AllShards.Select(async shard =>
         {
-            Task<ShardStatus> done = await Task.WhenAny(pending).WaitAsync(cancel).ConfigureAwait(false);
-            pending.Remove(done);
-            loaded += (await done.ConfigureAwait(false)).Rows;
-            progress?.Report((loaded, total));
+            await slots.WaitAsync(cancel).ConfigureAwait(false);
+            try
+            {
+                ShardStatus status = await StatusWithRetryAsync(shard, cancel).ConfigureAwait(false);
+                progress?.Report((Interlocked.Add(ref loaded, status.Rows), total));
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }).ToArray();
+        await Task.WhenAll(all).ConfigureAwait(false);
+    }
+
+    private const int WarmUpConcurrency = 4;
+    private const int WarmUpAttempts = 5;
+
+    private static async Task<ShardStatus> StatusWithRetryAsync(IEmbeddingShardGrain shard, CancellationToken cancel)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await shard.GetStatus().WaitAsync(cancel).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (attempt < WarmUpAttempts)
+            {
+                // Loading a big shard can outlast one call timeout; ask again.
+            }
         }
     }
 

@@ -30,7 +30,7 @@ public static class RankingEngine
         var calls = new List<(int Table, Task<PooledLookupResult> Call, long Sent)>();
         for (int t = 0; t < tables.Length; t++)
         {
-            PooledLookupRequest?[] perShard = ShardSplitter.Split(batch.Tables[t], tables[t].Shards);
+            PooledLookupRequest?[] perShard = ShardSplitter.Split(batch.Tables[t], tables[t].Rows, tables[t].Shards);
             for (int s = 0; s < perShard.Length; s++)
             {
                 if (perShard[s] is not { } request) continue;

@@ -1,61 +1,28 @@
 using Recsys.DenseCompute.Dlrm;
 using Recsys.EmbeddingGrains.Contracts;
+using Recsys.EmbeddingGrains.Sharding;
 
 namespace Recsys.Router.Serving;
 
 /// <summary>
-/// Splits one table's CSR request into per-shard CSR requests (row i lives in shard i mod S).
-/// Every shard request keeps all bags (empty where the shard owns none of a bag's ids) so the
-/// partial sums come back aligned and are added without any index bookkeeping.
+/// One table's CSR request as per-shard requests (<see cref="ShardMap"/>: row i lives in shard
+/// i mod S). Every shard request keeps all bags, so partial sums come back aligned; shards that
+/// own none of the ids get no call at all.
 /// </summary>
 public static class ShardSplitter
 {
-    /// <summary>requests[s] is null when shard s owns none of the ids (no call is made to it).</summary>
-    public static PooledLookupRequest?[] Split(SparseFeature feature, int shards)
+    /// <summary>requests[s] is null when shard s owns none of the ids.</summary>
+    public static PooledLookupRequest?[] Split(SparseFeature feature, long rows, int shards)
     {
-        var result = new PooledLookupRequest?[shards];
-        long[] ids = feature.Ids;
         if (shards == 1)
         {
-            if (ids.Length > 0) result[0] = new PooledLookupRequest { Ids = ids, Offsets = feature.Offsets, Weights = feature.Weights };
-            return result;
+            return feature.Ids.Length == 0 ? [null] : [new PooledLookupRequest { Ids = feature.Ids, Offsets = feature.Offsets, Weights = feature.Weights }];
         }
-        Span<int> counts = shards <= 256 ? stackalloc int[shards] : new int[shards];
-        counts.Clear();
-        foreach (long id in ids) counts[(int)(id % shards)]++;
-
-        int bags = feature.Bags;
-        var shardIds = new long[shards][];
-        var shardOffsets = new int[shards][];
-        var shardWeights = new float[]?[shards];
-        for (int s = 0; s < shards; s++)
+        PooledLookupRequest?[] requests = new ShardMap(rows, shards).Split(feature.Ids, feature.Offsets, feature.Weights);
+        for (int s = 0; s < requests.Length; s++)
         {
-            if (counts[s] == 0) continue;
-            shardIds[s] = new long[counts[s]];
-            shardOffsets[s] = new int[bags + 1];
-            if (feature.Weights is not null) shardWeights[s] = new float[counts[s]];
+            if (requests[s]!.Ids.Length == 0) requests[s] = null;
         }
-        counts.Clear();
-        int[] offsets = feature.Offsets;
-        float[]? weights = feature.Weights;
-        for (int b = 0; b < bags; b++)
-        {
-            for (int j = offsets[b]; j < offsets[b + 1]; j++)
-            {
-                int s = (int)(ids[j] % shards);
-                int k = counts[s]++;
-                shardIds[s][k] = ids[j];
-                if (weights is not null) shardWeights[s]![k] = weights[j];
-            }
-            for (int s = 0; s < shards; s++)
-            {
-                if (shardOffsets[s] is { } o) o[b + 1] = counts[s];
-            }
-        }
-        for (int s = 0; s < shards; s++)
-        {
-            if (shardIds[s] is { } sid) result[s] = new PooledLookupRequest { Ids = sid, Offsets = shardOffsets[s], Weights = shardWeights[s] };
-        }
-        return result;
+        return requests;
     }
 }
