@@ -17,6 +17,9 @@ public sealed class RouterCluster : IAsyncLifetime
     public const string ApiKey = "test-admin-key";
     public const long MaxBodyBytes = 256 * 1024;
 
+    /// <summary>A copy of the dot fixture that the version-switch test moves to version 2.</summary>
+    public const string SwapModel = "swap";
+
     /// <summary>Fixture directory -> served model name and the shards each table gets.</summary>
     public static readonly (string Fixture, int[] Shards)[] Models =
     [
@@ -39,6 +42,7 @@ public sealed class RouterCluster : IAsyncLifetime
     public async Task InitializeAsync()
     {
         foreach ((string fixture, int[] shards) in Models) WriteModel(fixture, "1", shards, storage: null);
+        WriteModel("dot", "1", [2, 2, 2], storage: null, name: SwapModel);
         int primarySilo = FreePort(), primaryGateway = FreePort();
         var primary = new ServeOptions
         {
@@ -68,10 +72,10 @@ public sealed class RouterCluster : IAsyncLifetime
     }
 
     /// <summary>Copies a fixture into the repository as models/{fixture}/{version}, with per-table shards and optionally another row format.</summary>
-    public void WriteModel(string fixture, string version, int[] shards, string? storage)
+    public void WriteModel(string fixture, string version, int[] shards, string? storage, string? name = null)
     {
         string source = FixtureDirectory(fixture);
-        string target = Path.Combine(ModelsDirectory, fixture, version);
+        string target = Path.Combine(ModelsDirectory, name ?? fixture, version);
         Directory.CreateDirectory(target);
         var spec = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!.AsObject();
         JsonArray tables = spec["tables"]!.AsArray();
@@ -80,7 +84,8 @@ public sealed class RouterCluster : IAsyncLifetime
             tables[t]!["shards"] = shards[t % shards.Length];
             if (storage is not null) tables[t]!["storage"] = storage;
         }
-        string weights = storage is null ? "weights.safetensors" : $"weights-{storage}.safetensors";
+        // int8/int4 fixtures ship FBGEMM-prepacked rows; fp16 rows are encoded from the fp32 tensors.
+        string weights = storage is "int8" or "int4" ? $"weights-{storage}.safetensors" : "weights.safetensors";
         spec["weights"] = weights;
         File.WriteAllText(Path.Combine(target, "model.json"), spec.ToJsonString());
         File.Copy(Path.Combine(source, weights), Path.Combine(target, weights), overwrite: true);
