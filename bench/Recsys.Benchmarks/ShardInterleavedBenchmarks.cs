@@ -97,9 +97,9 @@ public class ShardInterleavedBenchmarks
         _grain.GetStatus().GetAwaiter().GetResult();
 
         // Warm every path (caches, FASTER pages, JIT) before measuring.
-        for (int i = 0; i < 2 * ShardBenchData.Requests; i++)
+        for (int i = 0; i < ShardBenchData.WarmupRequests; i++)
         {
-            for (int p = 0; p < Paths.Length; p++) Call(p, i % ShardBenchData.Requests);
+            for (int p = 0; p < Paths.Length; p++) Call(p, i);
         }
         foreach (List<double> l in _seconds) l.Clear();
         foreach (List<double> l in _ratios) l.Clear();
@@ -108,7 +108,7 @@ public class ShardInterleavedBenchmarks
     [Benchmark]
     public void Round()
     {
-        int request = _round % ShardBenchData.Requests;
+        int request = ShardBenchData.WarmupRequests + _round % (ShardBenchData.Requests - ShardBenchData.WarmupRequests);
         Span<double> times = stackalloc double[Paths.Length];
         for (int k = 0; k < Paths.Length; k++)
         {
