@@ -17,7 +17,12 @@ internal static class ShardBenchData
 {
     public const int Dim = 64;
     public const int IdsPerCall = 4096;
-    public const int Requests = 64;
+    /// <summary>Distinct requests: enough that a measured run never repeats one (a repeated uniform
+    /// request would let the row cache learn its ids and inflate the hit rate).</summary>
+    public const int Requests = 512;
+
+    /// <summary>Requests [0, WarmupRequests) warm the paths; measurement starts after them.</summary>
+    public const int WarmupRequests = 64;
 
     public static long Rows => long.TryParse(Environment.GetEnvironmentVariable("SHARD_BENCH_ROWS"), out long r) ? r : 1_000_000;
 

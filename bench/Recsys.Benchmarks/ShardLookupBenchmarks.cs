@@ -83,7 +83,7 @@ public class ShardLookupBenchmarks
         using SafeTensorsFile file = SafeTensorsFile.Open(ShardBenchData.WeightsFile);
         ShardLoader.Load(_shard, file, DlrmSpec.EmbeddingWeightName(ShardBenchData.TableIndex(Format)), new ShardLoadProgress().Start("bench", _shard.Slots), NullLogger.Instance, "bench", default);
         // Warm the cache (and FASTER's pages) so the measurement sees the steady state.
-        for (int i = 0; i < 3 * ShardBenchData.Requests; i++) ShardCall();
+        for (int i = 0; i < ShardBenchData.WarmupRequests; i++) ShardCall();
     }
 
     [GlobalSetup(Target = nameof(GrainCall))]
@@ -105,7 +105,7 @@ public class ShardLookupBenchmarks
         _silo.StartAsync().GetAwaiter().GetResult();
         _grain = _silo.Services.GetRequiredService<IGrainFactory>().GetGrain<IEmbeddingShardGrain>(ShardKey.Format("bench", "1", ShardBenchData.TableName(Format), 0));
         _grain.GetStatus().GetAwaiter().GetResult(); // activation loads the shard
-        for (int i = 0; i < 3 * ShardBenchData.Requests; i++) GrainCall().GetAwaiter().GetResult();
+        for (int i = 0; i < ShardBenchData.WarmupRequests; i++) GrainCall().GetAwaiter().GetResult();
     }
 
     [GlobalCleanup]

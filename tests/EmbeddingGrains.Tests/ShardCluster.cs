@@ -28,6 +28,8 @@ public sealed class ShardCluster : IAsyncLifetime
 
     public static readonly TestTable[] Moves = [new("m", 900, 12, RowFormat.Fp16, 4)];
 
+    public static readonly TestTable[] Kills = [new("k", 700, 8, RowFormat.Int4, 6)];
+
     public string Root { get; } = TestModels.TempRoot("cluster");
     public string Models => Path.Combine(Root, "models");
     public string Data => Path.Combine(Root, "data");
@@ -35,6 +37,7 @@ public sealed class ShardCluster : IAsyncLifetime
     public float[] SpillValues { get; private set; } = [];
     public float[] UpdateValues { get; private set; } = [];
     public float[] MoveValues { get; private set; } = [];
+    public float[] KillValues { get; private set; } = [];
     public InProcessTestCluster Cluster { get; private set; } = null!;
     public IGrainFactory Grains => Cluster.Client;
 
@@ -47,6 +50,7 @@ public sealed class ShardCluster : IAsyncLifetime
         TestModels.Write(Models, "spill", "1", Spill, seed: 2);
         UpdateValues = TestModels.Write(Models, "updates", "1", Updates, seed: 3)[0];
         MoveValues = TestModels.Write(Models, "moves", "1", Moves, seed: 4)[0];
+        KillValues = TestModels.Write(Models, "kills", "1", Kills, seed: 5)[0];
 
         var builder = new InProcessTestClusterBuilder(3);
         builder.ConfigureSilo((options, silo) => silo.AddEmbeddingShards(o =>

@@ -190,4 +190,37 @@ public sealed class ShardGrainTests(ShardCluster fixture)
             await fixture.Cluster.StartAdditionalSiloAsync();
         }
     }
+
+    [Fact]
+    public async Task Killing_the_silo_of_a_shard_reloads_it_elsewhere_with_identical_results()
+    {
+        TestTable table = ShardCluster.Kills[0];
+        var rng = new Random(17);
+        (long[] ids, int[] offsets, float[]? weights) = TestModels.Request(rng, table.Rows, bags: 24, maxBag: 20, weighted: false);
+        float[] expected = TestModels.Reference(fixture.KillValues, table, ids, offsets, weights);
+        TestModels.AssertClose(expected, await Lookup("kills", table, ids, offsets, weights), "before");
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, table.Shards).Select(s => Shard("kills", table.Name, s).GetStatus()));
+        var victim = fixture.Cluster.Silos.FirstOrDefault(h => h.IsActive && h.Name != "Silo_0" && statuses.Any(st => st.Silo == h.SiloAddress.ToString()));
+        Assert.NotNull(victim);
+        int[] lost = Enumerable.Range(0, table.Shards).Where(s => statuses[s].Silo == victim.SiloAddress.ToString()).ToArray();
+
+        await fixture.Cluster.KillSiloAsync(victim);
+        try
+        {
+            // No deactivation ran: the shards come back from the checkpoint their first load wrote.
+            await fixture.Cluster.WaitForLivenessToStabilizeAsync();
+            TestModels.AssertClose(expected, await Lookup("kills", table, ids, offsets, weights), "after the kill");
+            foreach (int s in lost)
+            {
+                ShardStatus after = await Shard("kills", table.Name, s).GetStatus();
+                Assert.NotEqual(victim.SiloAddress.ToString(), after.Silo);
+                Assert.True(after.RecoveredFromCheckpoint);
+            }
+        }
+        finally
+        {
+            await fixture.Cluster.StartAdditionalSiloAsync();
+        }
+    }
 }
