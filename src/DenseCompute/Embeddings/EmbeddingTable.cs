@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Recsys.DenseCompute.Embeddings;
 
 /// <summary>
@@ -8,8 +6,9 @@ namespace Recsys.DenseCompute.Embeddings;
 /// </summary>
 public sealed unsafe class EmbeddingTable : IDisposable
 {
-    private byte* _base;
+    private readonly TableMemory _memory;
 
+    /// <summary>An all-zero table; a loader fills it row by row through <see cref="Row"/>.</summary>
     public EmbeddingTable(long rows, int dim, RowFormat format)
     {
         if (rows < 0) throw new ArgumentOutOfRangeException(nameof(rows), rows, "rows must be >= 0");
@@ -18,9 +17,7 @@ public sealed unsafe class EmbeddingTable : IDisposable
         Dim = dim;
         Format = format;
         RowBytes = RowLayout.RowBytes(format, dim);
-        nuint bytes = (nuint)Math.Max(1, rows * RowBytes);
-        _base = (byte*)NativeMemory.AlignedAlloc(bytes, 64);
-        NativeMemory.Clear(_base, bytes);
+        _memory = new TableMemory((nuint)(rows * RowBytes));
     }
 
     public long Rows { get; }
@@ -29,7 +26,10 @@ public sealed unsafe class EmbeddingTable : IDisposable
     public int RowBytes { get; }
     public long SizeBytes => Rows * RowBytes;
 
-    public byte* Base => _base != null ? _base : throw new ObjectDisposedException(nameof(EmbeddingTable));
+    public byte* Base => _memory.Pointer != null ? _memory.Pointer : throw new ObjectDisposedException(nameof(EmbeddingTable));
+
+    /// <summary>True when the rows live in memory advised for 2 MiB transparent huge pages.</summary>
+    public bool HugePagesAdvised => _memory.HugePagesAdvised;
 
     public Span<byte> Row(long index)
     {
@@ -46,12 +46,5 @@ public sealed unsafe class EmbeddingTable : IDisposable
         return table;
     }
 
-    public void Dispose()
-    {
-        if (_base != null)
-        {
-            NativeMemory.AlignedFree(_base);
-            _base = null;
-        }
-    }
+    public void Dispose() => _memory.Dispose();
 }

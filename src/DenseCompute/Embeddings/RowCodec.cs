@@ -4,7 +4,9 @@ namespace Recsys.DenseCompute.Embeddings;
 
 /// <summary>
 /// Encodes fp32 rows into a row format and accumulates stored rows back into fp32.
-/// Quantization is FBGEMM's row-wise min/max: scale = (max - min) / levels, bias = min.
+/// Quantization is FBGEMM's row-wise min/max (scale = (max - min) / levels, bias = min), bit for bit:
+/// tests/fixtures/rowformats holds torch's prepacked bytes to prove it. The scalar Accumulate is the
+/// reference the SIMD bag kernels are tested against.
 /// </summary>
 public static class RowCodec
 {
@@ -24,34 +26,11 @@ public static class RowCodec
                 for (int i = 0; i < dim; i++) BinaryPrimitives.WriteHalfLittleEndian(destination[(i * 2)..], (Half)row[i]);
                 break;
             case RowFormat.Int8:
-                {
-                    (float min, float max) = MinMax(row);
-                    float scale = (max - min) / 255f;
-                    float inv = scale > 0 ? 1f / scale : 0f;
-                    for (int i = 0; i < dim; i++) destination[i] = (byte)Math.Clamp(MathF.Round((row[i] - min) * inv), 0, 255);
-                    BinaryPrimitives.WriteSingleLittleEndian(destination[dim..], scale);
-                    BinaryPrimitives.WriteSingleLittleEndian(destination[(dim + 4)..], min);
-                    break;
-                }
+                EncodeInt8(row, destination);
+                break;
             case RowFormat.Int4:
-                {
-                    (float min, float max) = MinMax(row);
-                    // FBGEMM rounds scale and bias to fp16 before quantizing so codes match the stored header.
-                    Half scaleH = (Half)((max - min) / 15f);
-                    Half biasH = (Half)min;
-                    float scale = (float)scaleH, bias = (float)biasH;
-                    float inv = scale > 0 ? 1f / scale : 0f;
-                    int packed = (dim + 1) / 2;
-                    destination[..packed].Clear();
-                    for (int i = 0; i < dim; i++)
-                    {
-                        int q = (int)Math.Clamp(MathF.Round((row[i] - bias) * inv), 0, 15);
-                        destination[i >> 1] |= (byte)((i & 1) == 0 ? q : q << 4);
-                    }
-                    BinaryPrimitives.WriteHalfLittleEndian(destination[packed..], scaleH);
-                    BinaryPrimitives.WriteHalfLittleEndian(destination[(packed + 2)..], biasH);
-                    break;
-                }
+                EncodeInt4(row, destination);
+                break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(format));
         }
@@ -97,6 +76,52 @@ public static class RowCodec
     {
         destination.Clear();
         Accumulate(row, format, destination.Length, 1f, destination);
+    }
+
+    // FBGEMM FloatToFused8BitRowwiseQuantizedSBFloat: the inverse scale is 255 / (range + 1e-8), not
+    // 1 / scale, so a constant row gets codes 0 instead of a division by zero; lrintf rounds half to even.
+    private static void EncodeInt8(ReadOnlySpan<float> row, Span<byte> destination)
+    {
+        const float Epsilon = 1e-8f;
+        int dim = row.Length;
+        (float min, float max) = MinMax(row);
+        float range = max - min;
+        float inverse = 255f / (range + Epsilon);
+        for (int i = 0; i < dim; i++)
+        {
+            destination[i] = (byte)Math.Clamp((int)MathF.Round((row[i] - min) * inverse, MidpointRounding.ToEven), 0, 255);
+        }
+        BinaryPrimitives.WriteSingleLittleEndian(destination[dim..], range / 255f);
+        BinaryPrimitives.WriteSingleLittleEndian(destination[(dim + 4)..], min);
+    }
+
+    // FBGEMM FloatToFusedNBitRowwiseQuantizedSBHalf (4 bits): the minimum is rounded to fp16 before the
+    // range is taken, and the scale is rounded to fp16 before its inverse, so codes agree with the stored
+    // header; a zero or denormal-overflowing scale becomes 1 (every code is then 0).
+    private static void EncodeInt4(ReadOnlySpan<float> row, Span<byte> destination)
+    {
+        int dim = row.Length;
+        (float min, float max) = MinMax(row);
+        Half biasH = (Half)min;
+        float bias = (float)biasH;
+        float range = max - bias;
+        Half scaleH = range == 0 ? (Half)1f : (Half)(range / 15f);
+        float scale = (float)scaleH;
+        float inverse = scale == 0 ? 1f : 1f / scale;
+        if (scale == 0 || float.IsInfinity(inverse))
+        {
+            scaleH = (Half)1f;
+            inverse = 1f;
+        }
+        int packed = (dim + 1) / 2;
+        destination[..packed].Clear();
+        for (int i = 0; i < dim; i++)
+        {
+            int q = Math.Clamp((int)MathF.Round((row[i] - bias) * inverse, MidpointRounding.ToEven), 0, 15);
+            destination[i >> 1] |= (byte)((i & 1) == 0 ? q : q << 4);
+        }
+        BinaryPrimitives.WriteHalfLittleEndian(destination[packed..], scaleH);
+        BinaryPrimitives.WriteHalfLittleEndian(destination[(packed + 2)..], biasH);
     }
 
     private static (float Min, float Max) MinMax(ReadOnlySpan<float> row)

@@ -1,0 +1,415 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Recsys.DenseCompute.Embeddings;
+
+/// <summary>How many vector accumulators one column pass keeps in registers (a JIT-time constant).</summary>
+internal interface IVectorCount
+{
+    static abstract int Count { get; }
+}
+
+internal struct One : IVectorCount { public static int Count => 1; }
+internal struct Two : IVectorCount { public static int Count => 2; }
+internal struct Three : IVectorCount { public static int Count => 3; }
+internal struct Four : IVectorCount { public static int Count => 4; }
+internal struct Five : IVectorCount { public static int Count => 5; }
+internal struct Six : IVectorCount { public static int Count => 6; }
+internal struct Seven : IVectorCount { public static int Count => 7; }
+internal struct Eight : IVectorCount { public static int Count => 8; }
+
+/// <summary>A yes/no known when the JIT specializes a loop (per-index weights, prefetching).</summary>
+internal interface IFlag
+{
+    static abstract bool On { get; }
+}
+
+internal struct Yes : IFlag { public static bool On => true; }
+internal struct No : IFlag { public static bool On => false; }
+
+/// <summary>
+/// The embedding-bag kernel for one row format. A bag is pooled in column passes of up to 8 vectors
+/// held in registers while its rows stream by; each row's weight and dequantization scale fold into one
+/// multiplier, and the per-row biases are summed once per bag (sum_j w_j * bias_j) and added at the end.
+/// The first pass over a bag prefetches every cache line of the row <see cref="BagJob.Distance"/>
+/// positions ahead in the whole index stream, so prefetching runs across bag boundaries.
+/// Indices are trusted here: <see cref="EmbeddingBag.Validate"/> checked them once.
+/// The kernels skip tiering (AggressiveOptimization): a Pool call over one large batch would otherwise
+/// spend its first milliseconds in unoptimized tier-0 loops.
+/// </summary>
+internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
+{
+    private const int MaxVectors = 8;
+    private const int Int4Blocks = 4; // 32-column blocks per int4 pass: 8 accumulators
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(in BagJob job, int* offsets, int bags, bool mean, float* output)
+    {
+        BagJob j = job;
+        for (int b = 0; b < bags; b++)
+        {
+            int start = offsets[b], end = offsets[b + 1];
+            float scale = mean && end > start ? 1f / (end - start) : 1f;
+            float* dst = output + (nint)b * j.Dim;
+            if (Avx512F.IsSupported) PoolBag512(j, start, end, scale, dst);
+            else if (Avx2.IsSupported && Fma.IsSupported) PoolBag256(j, start, end, scale, dst);
+            else PoolBagScalar(j, start, end, scale, dst, 0);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PoolBag512(in BagJob job, int start, int end, float scale, float* dst)
+    {
+        int col0 = 0;
+        if (typeof(TRow) == typeof(Int4Rows))
+        {
+            col0 = job.Dim & ~31;
+            for (int col = 0; col < col0; col += 32 * Int4Blocks)
+            {
+                bool prefetch = col == 0 && job.Distance > 0;
+                switch (Math.Min(Int4Blocks, (col0 - col) >> 5))
+                {
+                    case 1: PassInt4<One>(job, start, end, col, prefetch, scale, dst); break;
+                    case 2: PassInt4<Two>(job, start, end, col, prefetch, scale, dst); break;
+                    case 3: PassInt4<Three>(job, start, end, col, prefetch, scale, dst); break;
+                    default: PassInt4<Four>(job, start, end, col, prefetch, scale, dst); break;
+                }
+            }
+        }
+        int full = job.Dim & ~15;
+        for (int col = col0; col < full; col += 16 * MaxVectors)
+        {
+            bool prefetch = col == 0 && job.Distance > 0;
+            switch (Math.Min(MaxVectors, (full - col) >> 4))
+            {
+                case 1: Pass512<One>(job, start, end, col, prefetch, scale, dst); break;
+                case 2: Pass512<Two>(job, start, end, col, prefetch, scale, dst); break;
+                case 3: Pass512<Three>(job, start, end, col, prefetch, scale, dst); break;
+                case 4: Pass512<Four>(job, start, end, col, prefetch, scale, dst); break;
+                case 5: Pass512<Five>(job, start, end, col, prefetch, scale, dst); break;
+                case 6: Pass512<Six>(job, start, end, col, prefetch, scale, dst); break;
+                case 7: Pass512<Seven>(job, start, end, col, prefetch, scale, dst); break;
+                default: Pass512<Eight>(job, start, end, col, prefetch, scale, dst); break;
+            }
+        }
+        if (full < job.Dim) TailPass(job, start, end, full, full == 0 && job.Distance > 0, scale, dst);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PoolBag256(in BagJob job, int start, int end, float scale, float* dst)
+    {
+        int full = job.Dim & ~7;
+        for (int col = 0; col < full; col += 8 * MaxVectors)
+        {
+            bool prefetch = col == 0 && job.Distance > 0;
+            switch (Math.Min(MaxVectors, (full - col) >> 3))
+            {
+                case 1: Pass256<One>(job, start, end, col, prefetch, scale, dst); break;
+                case 2: Pass256<Two>(job, start, end, col, prefetch, scale, dst); break;
+                case 3: Pass256<Three>(job, start, end, col, prefetch, scale, dst); break;
+                case 4: Pass256<Four>(job, start, end, col, prefetch, scale, dst); break;
+                case 5: Pass256<Five>(job, start, end, col, prefetch, scale, dst); break;
+                case 6: Pass256<Six>(job, start, end, col, prefetch, scale, dst); break;
+                case 7: Pass256<Seven>(job, start, end, col, prefetch, scale, dst); break;
+                default: Pass256<Eight>(job, start, end, col, prefetch, scale, dst); break;
+            }
+        }
+        if (full < job.Dim) PoolBagScalar(job, start, end, scale, dst, full);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMultiplier(byte* row, int dim, float weight, ref float bias)
+    {
+        if (!TRow.HasOffset) return weight;
+        TRow.RowScale(row, dim, out float multiplier, out float offset);
+        bias += weight * offset;
+        return weight * multiplier;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMultiplier<TWeighted>(byte* row, int dim, float* weights, int j, ref float bias)
+        where TWeighted : struct, IFlag
+    {
+        if (TWeighted.On) return RowMultiplier(row, dim, weights[j], ref bias);
+        if (!TRow.HasOffset) return 1f;
+        TRow.RowScale(row, dim, out float multiplier, out float offset);
+        bias += offset;
+        return multiplier;
+    }
+
+    // The per-row loops are specialized on weights and prefetching so their bodies carry no branch
+    // but the loop's own.
+    private static void Pass512<TN>(in BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        if (job.Weights == null)
+        {
+            if (prefetch) Pass512<TN, No, Yes>(job, start, end, col, scale, dst);
+            else Pass512<TN, No, No>(job, start, end, col, scale, dst);
+        }
+        else if (prefetch) Pass512<TN, Yes, Yes>(job, start, end, col, scale, dst);
+        else Pass512<TN, Yes, No>(job, start, end, col, scale, dst);
+    }
+
+    private static void PassInt4<TN>(in BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        if (job.Weights == null)
+        {
+            if (prefetch) PassInt4<TN, No, Yes>(job, start, end, col, scale, dst);
+            else PassInt4<TN, No, No>(job, start, end, col, scale, dst);
+        }
+        else if (prefetch) PassInt4<TN, Yes, Yes>(job, start, end, col, scale, dst);
+        else PassInt4<TN, Yes, No>(job, start, end, col, scale, dst);
+    }
+
+    private static void Pass256<TN>(in BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+        where TN : struct, IVectorCount
+    {
+        if (job.Weights == null)
+        {
+            if (prefetch) Pass256<TN, No, Yes>(job, start, end, col, scale, dst);
+            else Pass256<TN, No, No>(job, start, end, col, scale, dst);
+        }
+        else if (prefetch) Pass256<TN, Yes, Yes>(job, start, end, col, scale, dst);
+        else Pass256<TN, Yes, No>(job, start, end, col, scale, dst);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Pass512<TN, TWeighted, TPrefetch>(BagJob job, int start, int end, int col, float scale, float* dst)
+        where TN : struct, IVectorCount
+        where TWeighted : struct, IFlag
+        where TPrefetch : struct, IFlag
+    {
+        byte* table = job.Table;
+        long* indices = job.Indices;
+        float* weights = job.Weights;
+        int rowBytes = job.RowBytes, dim = job.Dim;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector512<float> a4 = default, a5 = default, a6 = default, a7 = default;
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (TPrefetch.On) job.Prefetch(j);
+            byte* row = table + indices[j] * rowBytes;
+            float m = RowMultiplier<TWeighted>(row, dim, weights, j, ref bias);
+            Vector512<float> vm = Vector512.Create(m);
+            a0 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col), vm, a0);
+            if (TN.Count > 1) a1 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 16), vm, a1);
+            if (TN.Count > 2) a2 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 32), vm, a2);
+            if (TN.Count > 3) a3 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 48), vm, a3);
+            if (TN.Count > 4) a4 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 64), vm, a4);
+            if (TN.Count > 5) a5 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 80), vm, a5);
+            if (TN.Count > 6) a6 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 96), vm, a6);
+            if (TN.Count > 7) a7 = Vector512.FusedMultiplyAdd(TRow.Load512(row, col + 112), vm, a7);
+        }
+        Vector512<float> vb = Vector512.Create(bias), vs = Vector512.Create(scale);
+        float* o = dst + col;
+        ((a0 + vb) * vs).Store(o);
+        if (TN.Count > 1) ((a1 + vb) * vs).Store(o + 16);
+        if (TN.Count > 2) ((a2 + vb) * vs).Store(o + 32);
+        if (TN.Count > 3) ((a3 + vb) * vs).Store(o + 48);
+        if (TN.Count > 4) ((a4 + vb) * vs).Store(o + 64);
+        if (TN.Count > 5) ((a5 + vb) * vs).Store(o + 80);
+        if (TN.Count > 6) ((a6 + vb) * vs).Store(o + 96);
+        if (TN.Count > 7) ((a7 + vb) * vs).Store(o + 112);
+    }
+
+    // Int4 rows, 32 columns (16 bytes) per block: zero-extend the 16 bytes to dwords once and split
+    // each into its low nibble (even column) and high nibble (odd column), accumulating even and odd
+    // columns apart. The columns are interleaved back once per bag instead of once per row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PassInt4<TN, TWeighted, TPrefetch>(BagJob job, int start, int end, int col, float scale, float* dst)
+        where TN : struct, IVectorCount
+        where TWeighted : struct, IFlag
+        where TPrefetch : struct, IFlag
+    {
+        byte* table = job.Table;
+        long* indices = job.Indices;
+        float* weights = job.Weights;
+        int rowBytes = job.RowBytes, dim = job.Dim;
+        Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default;
+        Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default;
+        Vector512<int> low = Vector512.Create(0x0F);
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (TPrefetch.On) job.Prefetch(j);
+            byte* row = table + indices[j] * rowBytes;
+            float m = RowMultiplier<TWeighted>(row, dim, weights, j, ref bias);
+            Vector512<float> vm = Vector512.Create(m);
+            byte* p = row + (col >> 1);
+            Vector512<int> b0 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p));
+            e0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b0 & low), vm, e0);
+            o0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b0, 4)), vm, o0);
+            if (TN.Count > 1)
+            {
+                Vector512<int> b1 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p + 16));
+                e1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b1 & low), vm, e1);
+                o1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b1, 4)), vm, o1);
+            }
+            if (TN.Count > 2)
+            {
+                Vector512<int> b2 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p + 32));
+                e2 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b2 & low), vm, e2);
+                o2 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b2, 4)), vm, o2);
+            }
+            if (TN.Count > 3)
+            {
+                Vector512<int> b3 = Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p + 48));
+                e3 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(b3 & low), vm, e3);
+                o3 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(b3, 4)), vm, o3);
+            }
+        }
+        Vector512<float> vb = Vector512.Create(bias), vs = Vector512.Create(scale);
+        float* o = dst + col;
+        StoreInterleaved(e0, o0, vb, vs, o);
+        if (TN.Count > 1) StoreInterleaved(e1, o1, vb, vs, o + 32);
+        if (TN.Count > 2) StoreInterleaved(e2, o2, vb, vs, o + 64);
+        if (TN.Count > 3) StoreInterleaved(e3, o3, vb, vs, o + 96);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreInterleaved(Vector512<float> even, Vector512<float> odd, Vector512<float> bias, Vector512<float> scale, float* o)
+    {
+        Vector512<int> first = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        Vector512<int> second = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        even = (even + bias) * scale;
+        odd = (odd + bias) * scale;
+        Avx512F.PermuteVar16x32x2(even, first, odd).Store(o);
+        Avx512F.PermuteVar16x32x2(even, second, odd).Store(o + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Pass256<TN, TWeighted, TPrefetch>(BagJob job, int start, int end, int col, float scale, float* dst)
+        where TN : struct, IVectorCount
+        where TWeighted : struct, IFlag
+        where TPrefetch : struct, IFlag
+    {
+        byte* table = job.Table;
+        long* indices = job.Indices;
+        float* weights = job.Weights;
+        int rowBytes = job.RowBytes, dim = job.Dim;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> a4 = default, a5 = default, a6 = default, a7 = default;
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (TPrefetch.On) job.Prefetch(j);
+            byte* row = table + indices[j] * rowBytes;
+            float m = RowMultiplier<TWeighted>(row, dim, weights, j, ref bias);
+            Vector256<float> vm = Vector256.Create(m);
+            a0 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col), vm, a0);
+            if (TN.Count > 1) a1 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 8), vm, a1);
+            if (TN.Count > 2) a2 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 16), vm, a2);
+            if (TN.Count > 3) a3 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 24), vm, a3);
+            if (TN.Count > 4) a4 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 32), vm, a4);
+            if (TN.Count > 5) a5 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 40), vm, a5);
+            if (TN.Count > 6) a6 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 48), vm, a6);
+            if (TN.Count > 7) a7 = Vector256.FusedMultiplyAdd(TRow.Load256(row, col + 56), vm, a7);
+        }
+        Vector256<float> vb = Vector256.Create(bias), vs = Vector256.Create(scale);
+        float* o = dst + col;
+        ((a0 + vb) * vs).Store(o);
+        if (TN.Count > 1) ((a1 + vb) * vs).Store(o + 8);
+        if (TN.Count > 2) ((a2 + vb) * vs).Store(o + 16);
+        if (TN.Count > 3) ((a3 + vb) * vs).Store(o + 24);
+        if (TN.Count > 4) ((a4 + vb) * vs).Store(o + 32);
+        if (TN.Count > 5) ((a5 + vb) * vs).Store(o + 40);
+        if (TN.Count > 6) ((a6 + vb) * vs).Store(o + 48);
+        if (TN.Count > 7) ((a7 + vb) * vs).Store(o + 56);
+    }
+
+    // Columns [col, D) with D - col < 16 on the AVX-512 path: one 256-bit accumulator for 8 of them
+    // and scalar accumulation for the last 0..7.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TailPass(BagJob job, int start, int end, int col, bool prefetch, float scale, float* dst)
+    {
+        int dim = job.Dim;
+        int vectorEnd = dim - col >= 8 ? col + 8 : col;
+        float* o = dst + col;
+        new Span<float>(dst + vectorEnd, dim - vectorEnd).Clear();
+        Vector256<float> acc = default;
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (prefetch) job.Prefetch(j);
+            byte* row = job.Table + job.Indices[j] * job.RowBytes;
+            float m = RowMultiplier(row, dim, job.Weights == null ? 1f : job.Weights[j], ref bias);
+            if (vectorEnd > col) acc = Vector256.FusedMultiplyAdd(TRow.Load256(row, col), Vector256.Create(m), acc);
+            for (int c = vectorEnd; c < dim; c++) dst[c] += m * TRow.LoadScalar(row, c);
+        }
+        if (vectorEnd > col) ((acc + Vector256.Create(bias)) * Vector256.Create(scale)).Store(o);
+        for (int c = vectorEnd; c < dim; c++) dst[c] = (dst[c] + bias) * scale;
+    }
+
+    // Machines without AVX2, and the last D mod 8 columns on the AVX2 path.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PoolBagScalar(BagJob job, int start, int end, float scale, float* dst, int col)
+    {
+        int dim = job.Dim;
+        new Span<float>(dst + col, dim - col).Clear();
+        float bias = 0f;
+        for (int j = start; j < end; j++)
+        {
+            if (col == 0 && job.Distance > 0) job.Prefetch(j);
+            byte* row = job.Table + job.Indices[j] * job.RowBytes;
+            float m = RowMultiplier(row, dim, job.Weights == null ? 1f : job.Weights[j], ref bias);
+            for (int c = col; c < dim; c++) dst[c] += m * TRow.LoadScalar(row, c);
+        }
+        for (int c = col; c < dim; c++) dst[c] = (dst[c] + bias) * scale;
+    }
+}
+
+/// <summary>One Pool call's table and index stream, copied by value into each pass.</summary>
+internal readonly unsafe struct BagJob
+{
+    public readonly byte* Table;
+    public readonly long* Indices;
+    public readonly float* Weights; // null: every weight is 1
+    public readonly int RowBytes;
+    public readonly int Dim;
+    public readonly int Last;       // last valid index position, for clamping the prefetch
+    public readonly int Distance;   // prefetch distance in indices; 0 = off
+    public readonly bool NonTemporal;
+    public readonly int Lines;      // prefetches at row + 64 k, k < Lines
+    public readonly bool Straddles; // rows of a size that is no multiple of 64 can touch one line more
+
+    public BagJob(byte* table, int rowBytes, int dim, long* indices, int count, float* weights, int distance, bool nonTemporal)
+    {
+        Table = table;
+        RowBytes = rowBytes;
+        Dim = dim;
+        Indices = indices;
+        Weights = weights;
+        Last = count - 1;
+        Distance = distance;
+        NonTemporal = nonTemporal;
+        Lines = (rowBytes + 63) >> 6;
+        Straddles = (rowBytes & 63) != 0;
+    }
+
+    /// <summary>Touches every cache line of the row used <see cref="Distance"/> positions after <paramref name="position"/>.</summary>
+    /// <remarks>
+    /// The number of prefetches is fixed per table (one per 64 bytes, plus the row's last byte when rows
+    /// can straddle a line): a count that depended on each row's alignment would make this loop's exit
+    /// branch mispredict on about every other row, which costs more than the spare prefetch.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Prefetch(int position)
+    {
+        if (!Sse.IsSupported) return;
+        byte* row = Table + Indices[Math.Min(position + Distance, Last)] * RowBytes;
+        if (NonTemporal)
+        {
+            for (int k = 0; k < Lines; k++) Sse.PrefetchNonTemporal(row + 64 * k);
+            if (Straddles) Sse.PrefetchNonTemporal(row + RowBytes - 1);
+        }
+        else
+        {
+            for (int k = 0; k < Lines; k++) Sse.Prefetch0(row + 64 * k);
+            if (Straddles) Sse.Prefetch0(row + RowBytes - 1);
+        }
+    }
+}
