@@ -46,8 +46,15 @@ public class ShardInterleavedBenchmarks
 
     private static readonly string[] Paths = ["flat kernel", "shard resident", "shard cache 10%", "shard 1/2 budget", "grain call (resident)"];
 
-    [Params(20, 80)] public int Pooling { get; set; }
-    [Params(RowFormat.Fp32, RowFormat.Int8)] public RowFormat Format { get; set; }
+    /// <summary>SHARD_BENCH_P (e.g. "20") and SHARD_BENCH_FORMAT (e.g. "Fp32") narrow a run to some cases.</summary>
+    [ParamsSource(nameof(PoolingValues))] public int Pooling { get; set; }
+    [ParamsSource(nameof(FormatValues))] public RowFormat Format { get; set; }
+
+    public static IEnumerable<int> PoolingValues =>
+        Environment.GetEnvironmentVariable("SHARD_BENCH_P") is { } p ? p.Split(',').Select(int.Parse) : [20, 80];
+
+    public static IEnumerable<RowFormat> FormatValues =>
+        Environment.GetEnvironmentVariable("SHARD_BENCH_FORMAT") is { } f ? f.Split(',').Select(Enum.Parse<RowFormat>) : [RowFormat.Fp32, RowFormat.Int8];
     [Params(IdDistribution.Uniform, IdDistribution.Zipf)] public IdDistribution Ids { get; set; }
 
     private (long[] Ids, int[] Offsets)[] _requests = [];
@@ -85,7 +92,10 @@ public class ShardInterleavedBenchmarks
         string siloData = Path.Combine(_dir, "silo");
         _silo = Host.CreateDefaultBuilder()
             .ConfigureLogging(l => l.ClearProviders())
-            .UseOrleans(silo => silo.UseLocalhostClustering().AddEmbeddingShards(o =>
+            // Activation loads the whole shard before the first call returns: allow for a slow, shared machine.
+            .UseOrleans(silo => silo.UseLocalhostClustering()
+                .Configure<Orleans.Configuration.SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5))
+                .AddEmbeddingShards(o =>
             {
                 o.DataDirectory = siloData;
                 o.ModelsDirectory = models;

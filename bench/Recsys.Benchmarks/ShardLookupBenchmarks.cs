@@ -95,7 +95,9 @@ public class ShardLookupBenchmarks
         string models = ShardBenchData.ModelsDirectory;
         _silo = Host.CreateDefaultBuilder()
             .ConfigureLogging(l => l.ClearProviders())
-            .UseOrleans(silo => silo.UseLocalhostClustering().AddEmbeddingShards(o =>
+            .UseOrleans(silo => silo.UseLocalhostClustering()
+                .Configure<Orleans.Configuration.SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5))
+                .AddEmbeddingShards(o =>
             {
                 o.DataDirectory = _dir;
                 o.ModelsDirectory = models;
