@@ -86,7 +86,7 @@ public static class MessagePackRankReader
             string field = $"dense[{r}]";
             int n = ReadArray(ref reader, field, "must be an array of numbers");
             if (n != width) throw new InvalidRequestException(field, $"has {n} values, the model has {width} dense features");
-            for (int i = 0; i < n; i++) row[i] = ReadFloat(ref reader, field, i);
+            for (int i = 0; i < n; i++) row[i] = ReadFloat(ref reader, "dense", r, i);
             state.AddDenseRow(row, field);
         }
     }
@@ -105,12 +105,14 @@ public static class MessagePackRankReader
             int bags = ReadArray(ref reader, field, "must be an array of bags, one array per sample");
             for (int b = 0; b < bags; b++)
             {
-                int n = ReadArray(ref reader, $"{field}[{b}]", weights ? "must be an array of numbers" : "must be an array of ids");
+                // Per bag, so the field name is formatted only when the bag is not an array.
+                if (reader.NextMessagePackType != MessagePackType.Array) throw new InvalidRequestException($"{field}[{b}]", weights ? "must be an array of numbers" : "must be an array of ids");
+                int n = reader.ReadArrayHeader();
                 for (int j = 0; j < n; j++)
                 {
                     if (weights)
                     {
-                        state.AddWeight(t, ReadFloat(ref reader, $"{field}[{b}]", j), field, b, j);
+                        state.AddWeight(t, ReadFloat(ref reader, field, b, j), field, b, j);
                     }
                     else
                     {
@@ -133,13 +135,14 @@ public static class MessagePackRankReader
         }
     }
 
-    private static float ReadFloat(ref MessagePackReader reader, string row, int index)
+    /// <summary>Reads value [row][index] of a section; the field name is formatted only for an error.</summary>
+    private static float ReadFloat(ref MessagePackReader reader, string section, int row, int index)
     {
         MessagePackType type = reader.NextMessagePackType;
-        if (type is not (MessagePackType.Float or MessagePackType.Integer)) throw new InvalidRequestException($"{row}[{index}]", "must be a number");
+        if (type is not (MessagePackType.Float or MessagePackType.Integer)) throw new InvalidRequestException($"{section}[{row}][{index}]", "must be a number");
         // float64 goes through double as Python and PyTorch convert, so 0.1 becomes the same float32 as in JSON.
         float f = type == MessagePackType.Float ? (float)reader.ReadDouble() : reader.ReadInt64();
-        RankBody.CheckFinite(f, $"{row}[{index}]");
+        if (!float.IsFinite(f)) RankBody.ThrowNotFinite(f, $"{section}[{row}][{index}]");
         return f;
     }
 

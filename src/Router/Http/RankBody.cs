@@ -50,7 +50,11 @@ internal sealed class RankBody
     {
         CheckBatch(_denseRows, "dense");
         if (row.Length != _spec.DenseFeatures) throw new InvalidRequestException(field, $"has {row.Length} values, the model has {_spec.DenseFeatures} dense features");
-        for (int i = 0; i < row.Length; i++) CheckFinite(row[i], $"{field}[{i}]");
+        for (int i = 0; i < row.Length; i++)
+        {
+            // The field name is formatted only on failure: this loop runs once per dense value.
+            if (!float.IsFinite(row[i])) ThrowNotFinite(row[i], $"{field}[{i}]");
+        }
         _dense!.AddRange(row);
         _denseRows++;
     }
@@ -85,7 +89,7 @@ internal sealed class RankBody
 
     public void AddWeight(int t, float w, string field, int bag, int position)
     {
-        CheckFinite(w, $"{field}[{bag}][{position}]");
+        if (!float.IsFinite(w)) ThrowNotFinite(w, $"{field}[{bag}][{position}]");
         _weights[t]!.Add(w);
     }
 
@@ -138,8 +142,6 @@ internal sealed class RankBody
         if (index >= _maxBatch) throw new InvalidRequestException(field, $"more than {_maxBatch} samples (the server's max batch)", 413);
     }
 
-    public static void CheckFinite(float f, string field)
-    {
-        if (!float.IsFinite(f)) throw new InvalidRequestException(field, $"{f} is not a finite float32");
-    }
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    public static void ThrowNotFinite(float f, string field) => throw new InvalidRequestException(field, $"{f} is not a finite float32");
 }
