@@ -26,11 +26,12 @@ internal static class ShardBenchData
 
     public static long Rows => long.TryParse(Environment.GetEnvironmentVariable("SHARD_BENCH_ROWS"), out long r) ? r : 1_000_000;
 
-    public static string Root { get; } = Path.Combine(Path.GetTempPath(), $"recsys-shard-bench-{Environment.ProcessId}");
+    /// <summary>One folder for every run: the model is written once and reused, stores are removed per case.</summary>
+    public static string Root { get; } = Path.Combine(Path.GetTempPath(), "recsys-shard-bench");
 
     private static readonly Lazy<string> Model = new(WriteModel);
 
-    /// <summary>A model repository with model "bench" version "1" holding one table "t" (fp32) and "q" (int8), both Rows x 64, one shard.</summary>
+    /// <summary>A model repository with model "bench", version = the row count, holding one table "t" (fp32) and "q" (int8), both Rows x 64, one shard.</summary>
     public static string ModelsDirectory => Path.GetDirectoryName(Path.GetDirectoryName(Model.Value))!;
 
     public static string WeightsFile => Path.Combine(Model.Value, "weights.safetensors");
@@ -41,9 +42,12 @@ internal static class ShardBenchData
 
     private static string WriteModel()
     {
-        string dir = Path.Combine(Root, "models", "bench", "1");
-        Directory.CreateDirectory(dir);
         long rows = Rows;
+        string dir = Path.Combine(Root, "models", "bench", $"{rows}");
+        string weights = Path.Combine(dir, "weights.safetensors");
+        // Reuse a complete file from an earlier run (two tables of rows x Dim fp32 plus a header).
+        if (File.Exists(weights) && new FileInfo(weights).Length > 2 * rows * Dim * 4) return dir;
+        Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "model.json"), $$"""
             {"kind":"dlrm","dense_features":0,"bottom_mlp":[],"top_mlp":[1],"interaction":"cat","weights":"weights.safetensors",
              "tables":[{"name":"t","rows":{{rows}},"dim":{{Dim}},"storage":"fp32","shards":1},

@@ -103,7 +103,7 @@ public class ShardInterleavedBenchmarks
             }))
             .Build();
         _silo.StartAsync().GetAwaiter().GetResult();
-        _grain = _silo.Services.GetRequiredService<IGrainFactory>().GetGrain<IEmbeddingShardGrain>(ShardKey.Format("bench", "1", ShardBenchData.TableName(Format), 0));
+        _grain = _silo.Services.GetRequiredService<IGrainFactory>().GetGrain<IEmbeddingShardGrain>(ShardKey.Format("bench", ShardBenchData.Rows.ToString(CultureInfo.InvariantCulture), ShardBenchData.TableName(Format), 0));
         _grain.GetStatus().GetAwaiter().GetResult();
 
         // Warm every path (caches, FASTER pages, JIT) before measuring.

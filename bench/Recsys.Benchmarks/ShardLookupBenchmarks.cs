@@ -105,7 +105,7 @@ public class ShardLookupBenchmarks
             }))
             .Build();
         _silo.StartAsync().GetAwaiter().GetResult();
-        _grain = _silo.Services.GetRequiredService<IGrainFactory>().GetGrain<IEmbeddingShardGrain>(ShardKey.Format("bench", "1", ShardBenchData.TableName(Format), 0));
+        _grain = _silo.Services.GetRequiredService<IGrainFactory>().GetGrain<IEmbeddingShardGrain>(ShardKey.Format("bench", ShardBenchData.Rows.ToString(System.Globalization.CultureInfo.InvariantCulture), ShardBenchData.TableName(Format), 0));
         _grain.GetStatus().GetAwaiter().GetResult(); // activation loads the shard
         for (int i = 0; i < ShardBenchData.WarmupRequests; i++) GrainCall().GetAwaiter().GetResult();
     }
