@@ -58,13 +58,18 @@ public static class TestModels
         return output;
     }
 
-    /// <summary>Sums of the same rows in a different order differ by rounding only.</summary>
+    /// <summary>
+    /// Sums of the same rows in a different order differ by rounding only. The SIMD kernel folds
+    /// int8/int4 biases once per bag while the FASTER reader adds code*scale+bias per row; with bags
+    /// of up to 30 rows whose terms partly cancel that is a few 1e-5 of the terms' magnitude (~1).
+    /// A wrong row or weight is off by 1e-2 or more.
+    /// </summary>
     public static void AssertClose(float[] expected, float[] actual, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)
         {
-            float tolerance = 1e-5f * Math.Max(1f, Math.Abs(expected[i]));
+            float tolerance = 5e-5f * Math.Max(1f, Math.Abs(expected[i]));
             if (Math.Abs(expected[i] - actual[i]) > tolerance)
             {
                 Assert.Fail($"{what}: element {i} is {actual[i]}, expected {expected[i]}");
