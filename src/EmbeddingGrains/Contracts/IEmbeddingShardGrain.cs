@@ -59,6 +59,10 @@ public sealed class ShardStatus
     [Id(5)] public long CacheHits { get; init; }
     [Id(6)] public long CacheMisses { get; init; }
     [Id(7)] public bool RecoveredFromCheckpoint { get; init; }
+    /// <summary>Cache misses that FASTER served from its disk log rather than its in-memory pages.</summary>
+    [Id(8)] public long DiskReads { get; init; }
+    /// <summary>True when the shard's grant holds all its rows (flat array, FASTER never read).</summary>
+    [Id(9)] public bool FullyResident { get; init; }
 }
 
 /// <summary>Builds and parses the shard grain key "{model}/{version}/{table}/{shard}".</summary>

@@ -1,0 +1,153 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Recsys.DenseCompute.Models;
+using Recsys.EmbeddingGrains.Contracts;
+using Recsys.EmbeddingGrains.Hosting;
+using Recsys.EmbeddingGrains.Loading;
+using Recsys.EmbeddingGrains.Placement;
+using Recsys.EmbeddingGrains.Serving;
+using Recsys.EmbeddingGrains.Sharding;
+
+namespace Recsys.EmbeddingGrains.Grains;
+
+/// <summary>
+/// Hosts one <see cref="EmbeddingShard"/>. Activation recovers the shard's FASTER checkpoint when
+/// one exists for this model version, else loads the rows from the model repository and
+/// checkpoints. Not reentrant: lookups and upserts take turns, which is what keeps the row cache
+/// and FASTER consistent without locks. A bad request throws ArgumentException before any state
+/// changes, so the activation stays healthy for the next call.
+/// </summary>
+[EmbeddingRolePlacement]
+internal sealed partial class EmbeddingShardGrain(
+    IOptions<EmbeddingShardOptions> options,
+    SiloRowBudget budget,
+    ShardLoadProgress progress,
+    ILocalSiloDetails silo,
+    ILogger<EmbeddingShardGrain> logger) : Grain, IEmbeddingShardGrain
+{
+    private readonly EmbeddingShardOptions _options = options.Value;
+    private EmbeddingShard? _shard;
+    private long _grant;
+    private bool _recovered;
+    private string _key = "";
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _key = this.GetPrimaryKeyString();
+        if (!_options.HostsShards) throw new InvalidOperationException($"silo {silo.SiloAddress} has roles [{string.Join(", ", _options.Roles)}], not '{EmbeddingShardOptions.EmbeddingRole}': shard {_key} must not activate here");
+        (string model, string version, string tableName, int shardIndex) = ShardKey.Parse(_key);
+        var repository = new ModelRepository(_options.ModelsDirectory);
+        ModelSpec spec = repository.LoadSpec(model, version);
+        DlrmSpec dlrm = spec.RequireDlrm();
+        int tableIndex = dlrm.TableIndex(tableName);
+        if (tableIndex < 0)
+        {
+            throw new ArgumentException($"unknown table '{tableName}': model {model}/{version} has tables [{string.Join(", ", dlrm.Tables.Select(t => t.Name))}]", "key");
+        }
+        TableSpec table = dlrm.Tables[tableIndex];
+        if (shardIndex >= table.Shards) throw new ArgumentException($"shard {shardIndex} does not exist: table '{tableName}' of {model}/{version} has {table.Shards} shards", "key");
+
+        var map = new ShardMap(table.Rows, table.Shards);
+        long slots = map.SlotsIn(shardIndex);
+        string directory = Path.Combine(_options.DataDirectory, model, version, tableName, shardIndex.ToString(CultureInfo.InvariantCulture));
+        var manifest = ShardManifest.For(model, version, tableName, shardIndex, table.Shards, table.Rows, table.Dim, table.Storage);
+        bool recover = ShardManifest.TryRead(directory) == manifest;
+        if (!recover && Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+
+        _grant = budget.Acquire(model, tableName, slots * table.RowBytes);
+        EmbeddingShard shard = EmbeddingShard.Open(map, shardIndex, table.Storage, table.Dim, _grant, directory);
+        try
+        {
+            if (recover)
+            {
+                await shard.RecoverAsync();
+                await Task.Run(shard.WarmFromStore, cancellationToken);
+                _recovered = true;
+                LogRecovered(logger, _key, slots, shard.IsResident);
+            }
+            else
+            {
+                string weightsPath = Path.Combine(spec.Directory, dlrm.WeightsFile);
+                ShardLoadProgress.Entry entry = progress.Start(_key, slots);
+                // Quantizing and writing rows is CPU work: keep it off the silo's scheduler threads.
+                await Task.Run(() =>
+                {
+                    using SafeTensorsFile weights = SafeTensorsFile.Open(weightsPath);
+                    ShardLoader.Load(shard, weights, DlrmSpec.EmbeddingWeightName(tableIndex), entry, logger, _key, cancellationToken);
+                }, cancellationToken);
+                await shard.CheckpointAsync();
+                manifest.Write(directory);
+            }
+        }
+        catch
+        {
+            shard.Dispose();
+            budget.Release(_grant);
+            throw;
+        }
+        _shard = shard;
+        this.RegisterGrainTimer(CheckpointIfDirtyAsync, new GrainTimerCreationOptions(_options.CheckpointInterval, _options.CheckpointInterval) { Interleave = false, KeepAlive = false });
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_shard is null) return;
+        try
+        {
+            if (_shard.HasUncheckpointedWrites) await _shard.CheckpointAsync();
+        }
+        finally
+        {
+            _shard.Dispose();
+            _shard = null;
+            budget.Release(_grant);
+        }
+    }
+
+    public async Task<PooledLookupResult> Lookup(PooledLookupRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Ids is null) throw new ArgumentException("Ids is null", nameof(request));
+        if (request.Offsets is null || request.Offsets.Length < 1) throw new ArgumentException("Offsets needs Bags + 1 entries (at least one)", nameof(request));
+        EmbeddingShard shard = _shard!;
+        int bags = request.Offsets.Length - 1;
+        var pooled = new float[(long)bags * shard.Dim];
+        await shard.LookupAsync(request.Ids, request.Offsets, request.Weights, pooled);
+        return new PooledLookupResult { Bags = bags, Dim = shard.Dim, Pooled = pooled };
+    }
+
+    public Task UpsertRows(RowUpsert upsert)
+    {
+        ArgumentNullException.ThrowIfNull(upsert);
+        if (upsert.Ids is null || upsert.Values is null) throw new ArgumentException("Ids and Values must not be null", nameof(upsert));
+        _shard!.Upsert(upsert.Ids, upsert.Values);
+        return Task.CompletedTask;
+    }
+
+    public Task<ShardStatus> GetStatus()
+    {
+        EmbeddingShard shard = _shard!;
+        return Task.FromResult(new ShardStatus
+        {
+            Key = _key,
+            Silo = silo.SiloAddress.ToString(),
+            Rows = shard.Slots,
+            ResidentRows = shard.ResidentRows,
+            Lookups = shard.Lookups,
+            CacheHits = shard.CacheHits,
+            CacheMisses = shard.CacheMisses,
+            RecoveredFromCheckpoint = _recovered,
+            DiskReads = shard.DiskReads,
+            FullyResident = shard.IsResident,
+        });
+    }
+
+    public Task Checkpoint() => _shard!.CheckpointAsync();
+
+    private Task CheckpointIfDirtyAsync(CancellationToken cancellationToken) =>
+        _shard is { HasUncheckpointedWrites: true } shard ? shard.CheckpointAsync() : Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shard {Shard}: recovered {Rows} rows from its FASTER checkpoint (resident: {Resident})")]
+    private static partial void LogRecovered(ILogger logger, string shard, long rows, bool resident);
+}

@@ -1,0 +1,29 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+using Recsys.EmbeddingGrains.Loading;
+using Recsys.EmbeddingGrains.Placement;
+
+namespace Recsys.EmbeddingGrains.Hosting;
+
+public static class EmbeddingShardsSiloBuilderExtensions
+{
+    /// <summary>
+    /// Call on every silo of the cluster, whatever its roles: it advertises the silo's roles in the
+    /// silo metadata and registers the placement director every silo needs to place shards; silos
+    /// whose <see cref="EmbeddingShardOptions.Roles"/> include "embedding" also host shards.
+    /// This calls <c>UseSiloMetadata</c>; do not call it again with other metadata.
+    /// </summary>
+    public static ISiloBuilder AddEmbeddingShards(this ISiloBuilder builder, Action<EmbeddingShardOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        // Roles are needed now, for the metadata dictionary; the options themselves bind later.
+        var roles = new EmbeddingShardOptions();
+        configure(roles);
+        builder.UseSiloMetadata(new Dictionary<string, string> { [SiloRoles.MetadataKey] = SiloRoles.Format(roles.Roles) });
+        builder.Services.Configure(configure);
+        builder.Services.AddSingleton<ShardLoadProgress>();
+        builder.Services.AddSingleton<SiloRowBudget>();
+        builder.Services.AddPlacementDirector<EmbeddingRolePlacement, EmbeddingRolePlacementDirector>();
+        return builder;
+    }
+}

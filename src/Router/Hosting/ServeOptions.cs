@@ -1,0 +1,57 @@
+using System.Net;
+using Recsys.Router.Batching;
+
+namespace Recsys.Router.Hosting;
+
+/// <summary>What a silo of this node does: every role, only the HTTP front end, or only embedding shards.</summary>
+[Flags]
+public enum SiloRole
+{
+    Frontend = 1,
+    Embedding = 2,
+    All = Frontend | Embedding,
+}
+
+/// <summary>Everything `recsys serve` configures; defaults are a single node on loopback.</summary>
+public sealed record ServeOptions
+{
+    public string ModelsDirectory { get; init; } = "models";
+    public string DataDirectory { get; init; } = "data";
+    public IPAddress Listen { get; init; } = IPAddress.Loopback;
+
+    /// <summary>HTTP port; 0 picks a free one (tests).</summary>
+    public int Port { get; init; } = 8080;
+
+    public SiloRole Role { get; init; } = SiloRole.All;
+    public int SiloPort { get; init; } = 11111;
+    public int GatewayPort { get; init; } = 30000;
+
+    /// <summary>Localhost clustering: null makes this silo the primary, else the primary's silo endpoint to join.</summary>
+    public IPEndPoint? PrimarySilo { get; init; }
+
+    public string ClusterId { get; init; } = "recsys";
+    public string ServiceId { get; init; } = "recsys";
+
+    /// <summary>This silo's budget for resident embedding rows; the rest stays in FASTER on disk.</summary>
+    public long EmbeddingMemoryBytes { get; init; } = 512L << 20;
+
+    public BatchingOptions Batching { get; init; } = new();
+
+    /// <summary>A request not answered by then gets 504 and its work is dropped.</summary>
+    public TimeSpan Deadline { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Bodies larger than this get 413 before they are read.</summary>
+    public long MaxBodyBytes { get; init; } = 16L << 20;
+
+    /// <summary>Samples one request may carry (the batcher may still merge several requests).</summary>
+    public int MaxRequestSamples { get; init; } = 4096;
+
+    /// <summary>Key for the admin endpoints (X-Api-Key header); null disables them.</summary>
+    public string? ApiKey { get; init; }
+
+    /// <summary>Write the kaggle-small demo model when the repository holds no model.</summary>
+    public bool WriteDemoModelWhenEmpty { get; init; } = true;
+
+    /// <summary>How long shutdown waits for in-flight requests and shard checkpoints.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}

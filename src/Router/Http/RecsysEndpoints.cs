@@ -1,0 +1,128 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Recsys.DenseCompute.Models;
+using Recsys.Router.Hosting;
+using Recsys.Router.Metrics;
+using Recsys.Router.Repository;
+
+namespace Recsys.Router.Http;
+
+/// <summary>The HTTP surface: ranking (v1), the KServe v2 protocol, admin and Prometheus metrics.</summary>
+public static class RecsysEndpoints
+{
+    /// <summary>Health and metrics: every role answers these.</summary>
+    public static void MapHealth(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/v2/health/live", () => Json(new JsonObject { ["live"] = true }));
+        app.MapGet("/metrics", async (HttpContext context, ServingMetrics metrics, IServiceProvider services) =>
+        {
+            ModelRegistry? registry = services.GetService<ModelRegistry>();
+            IReadOnlyList<ShardCacheStats> shards = registry is null ? [] : await registry.CacheStatsAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            return Results.Text(PrometheusText.Write(metrics, shards), PrometheusText.ContentType);
+        });
+    }
+
+    /// <summary>Everything a front end serves.</summary>
+    public static void MapFrontend(IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/models/{name}/rank", (HttpContext context, string name, RankHandler handler) => handler.RankAsync(context, name));
+        app.MapPost("/v1/models/{name}/load", LoadAsync);
+        app.MapGet("/v1/models", (ModelRegistry registry) =>
+        {
+            var models = new JsonArray();
+            foreach (ServedModel m in registry.Current)
+            {
+                models.Add(new JsonObject
+                {
+                    ["name"] = m.Name,
+                    ["version"] = m.Version,
+                    ["versions"] = new JsonArray(registry.Repository.Versions(m.Name).Select(v => (JsonNode)v!).ToArray()),
+                });
+            }
+            return Json(new JsonObject { ["models"] = models });
+        });
+
+        app.MapGet("/v2/health/ready", (ModelRegistry registry) =>
+            registry.IsReady ? Json(new JsonObject { ["ready"] = true }) : Json(new JsonObject { ["ready"] = false }, 503));
+        app.MapGet("/v2/models/{name}", (string name, ModelRegistry registry) => Metadata(name, registry));
+        app.MapGet("/v2/models/{name}/versions/{version}", (string name, string version, ModelRegistry registry) => Metadata(name, registry, version));
+        app.MapGet("/v2/models/{name}/ready", (string name, ModelRegistry registry) =>
+            registry.Current.Any(m => m.Name == name)
+                ? Json(new JsonObject { ["name"] = name, ["ready"] = true })
+                : Error(404, "name", $"model '{name}' is not served"));
+        app.MapPost("/v2/models/{name}/infer", (HttpContext context, string name, RankHandler handler) => handler.InferAsync(context, name, null));
+        app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, RankHandler handler) => handler.InferAsync(context, name, version));
+    }
+
+    private static async Task<IResult> LoadAsync(HttpContext context, string name, ModelRegistry registry, ServeOptions options)
+    {
+        if (!Authorized(context.Request, options.ApiKey))
+        {
+            return Error(401, "X-Api-Key", options.ApiKey is null
+                ? "admin endpoints are disabled (start the server with --api-key)"
+                : "missing or wrong API key (send it in the X-Api-Key header)");
+        }
+        if (!ModelRepository.IsSafeName(name) || registry.Repository.NewestVersion(name) is null)
+        {
+            return Error(404, "name", $"model '{name}' has no version under {registry.Repository.Root}");
+        }
+        string? previous = registry.Current.FirstOrDefault(m => m.Name == name)?.Version;
+        try
+        {
+            ServedModel loaded = await registry.LoadNewestAsync(name, cancel: context.RequestAborted).ConfigureAwait(false);
+            return Json(new JsonObject { ["model"] = name, ["version"] = loaded.Version, ["previous"] = previous });
+        }
+        catch (ModelFileException e)
+        {
+            return Error(422, e.Message.Split(':', 2)[0], e.Message);
+        }
+    }
+
+    private static bool Authorized(HttpRequest request, string? key)
+    {
+        if (key is null) return false;
+        string? sent = request.Headers["X-Api-Key"].FirstOrDefault();
+        if (sent is null && request.Headers.Authorization.FirstOrDefault() is { } auth && auth.StartsWith("Bearer ", StringComparison.Ordinal)) sent = auth[7..];
+        return sent is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(sent), Encoding.UTF8.GetBytes(key));
+    }
+
+    private static IResult Metadata(string name, ModelRegistry registry, string? version = null)
+    {
+        ServedModel? model = registry.Current.FirstOrDefault(m => m.Name == name);
+        if (model is null) return Error(404, "name", $"model '{name}' is not served");
+        IReadOnlyList<string> versions = registry.Repository.Versions(name);
+        if (version is not null && !versions.Contains(version)) return Error(404, "version", $"model '{name}' has no version '{version}'");
+        DlrmSpec spec = version is null || version == model.Version ? model.Spec : registry.Repository.LoadSpec(name, version).RequireDlrm();
+        var inputs = new JsonArray { Tensor("dense", "FP32", -1, spec.DenseFeatures) };
+        foreach (TableSpec t in spec.Tables)
+        {
+            inputs.Add(Tensor(t.Name + ".indices", "INT64", -1));
+            inputs.Add(Tensor(t.Name + ".offsets", "INT64", -1));
+        }
+        return Json(new JsonObject
+        {
+            ["name"] = name,
+            ["versions"] = new JsonArray(versions.Select(v => (JsonNode)v!).ToArray()),
+            ["platform"] = "recsys_dlrm",
+            ["inputs"] = inputs,
+            ["outputs"] = new JsonArray { spec.Events == 1 ? Tensor("scores", "FP32", -1) : Tensor("scores", "FP32", -1, spec.Events) },
+        });
+    }
+
+    private static JsonObject Tensor(string name, string datatype, params long[] shape) => new()
+    {
+        ["name"] = name,
+        ["datatype"] = datatype,
+        ["shape"] = new JsonArray(shape.Select(s => (JsonNode)s).ToArray()),
+    };
+
+    private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(), "application/json", Encoding.UTF8, status);
+
+    private static IResult Error(int status, string field, string message) =>
+        Json(new JsonObject { ["error"] = $"{field}: {message}", ["field"] = field, ["status"] = status }, status);
+}

@@ -1,0 +1,70 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+
+namespace Recsys.Router.Metrics;
+
+/// <summary>Where a ranking call spends its time; each stage is one latency histogram per model.</summary>
+public enum Stage
+{
+    /// <summary>From arrival at the batcher to the start of its batch.</summary>
+    Queue,
+    /// <summary>From the first shard call sent to the last partial sum received.</summary>
+    Lookup,
+    /// <summary>Bottom MLP, merge of partials, interaction and top MLP.</summary>
+    Dense,
+    /// <summary>From the body read to the answer written.</summary>
+    Total,
+}
+
+/// <summary>Counters and histograms of one model (all versions), exported at /metrics.</summary>
+public sealed class ModelMetrics
+{
+    private readonly LatencyHistogram[] _stages;
+    private readonly ConcurrentDictionary<int, StrongBox<long>> _byStatus = new();
+    private long _shardCalls, _bytesSent, _bytesReceived, _samples;
+
+    public ModelMetrics(string model)
+    {
+        Model = model;
+        _stages = Enum.GetValues<Stage>().Select(_ => new LatencyHistogram(LatencyHistogram.SecondsBuckets)).ToArray();
+    }
+
+    public string Model { get; }
+    public LatencyHistogram BatchSize { get; } = new(LatencyHistogram.SizeBuckets);
+    public long ShardCalls => Interlocked.Read(ref _shardCalls);
+    public long BytesSent => Interlocked.Read(ref _bytesSent);
+    public long BytesReceived => Interlocked.Read(ref _bytesReceived);
+    public long Samples => Interlocked.Read(ref _samples);
+
+    public LatencyHistogram StageHistogram(Stage stage) => _stages[(int)stage];
+
+    public void Observe(Stage stage, TimeSpan elapsed) => _stages[(int)stage].Observe(elapsed.TotalSeconds);
+
+    public void CountRequest(int status) => Interlocked.Increment(ref _byStatus.GetOrAdd(status, _ => new StrongBox<long>()).Value);
+
+    public void CountBatch(int samples)
+    {
+        BatchSize.Observe(samples);
+        Interlocked.Add(ref _samples, samples);
+    }
+
+    public void CountShardCall(long bytesSent, long bytesReceived)
+    {
+        Interlocked.Increment(ref _shardCalls);
+        Interlocked.Add(ref _bytesSent, bytesSent);
+        Interlocked.Add(ref _bytesReceived, bytesReceived);
+    }
+
+    public IEnumerable<(int Status, long Count)> RequestsByStatus() =>
+        _byStatus.OrderBy(kv => kv.Key).Select(kv => (kv.Key, Interlocked.Read(ref kv.Value.Value)));
+}
+
+/// <summary>All models' metrics; a model's entry is created on its first request or load.</summary>
+public sealed class ServingMetrics
+{
+    private readonly ConcurrentDictionary<string, ModelMetrics> _models = new(StringComparer.Ordinal);
+
+    public ModelMetrics For(string model) => _models.GetOrAdd(model, m => new ModelMetrics(m));
+
+    public IEnumerable<ModelMetrics> Models => _models.Values.OrderBy(m => m.Model, StringComparer.Ordinal);
+}

@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Text;
+
+namespace Recsys.Router.Metrics;
+
+/// <summary>Shard cache counters summed over one loaded model version's shards.</summary>
+public sealed record ShardCacheStats(string Model, string Version, int Shards, long Rows, long ResidentRows, long CacheHits, long CacheMisses);
+
+/// <summary>Writes the Prometheus text exposition format (version 0.0.4) by hand: no dependency for a few dozen lines.</summary>
+public static class PrometheusText
+{
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    public static string Write(ServingMetrics metrics, IEnumerable<ShardCacheStats> shards)
+    {
+        var sb = new StringBuilder();
+        List<ModelMetrics> models = metrics.Models.ToList();
+
+        Header(sb, "recsys_requests_total", "counter", "Ranking requests answered, by HTTP status.");
+        foreach (ModelMetrics m in models)
+        {
+            foreach ((int status, long count) in m.RequestsByStatus())
+            {
+                sb.Append("recsys_requests_total{model=\"").Append(Escape(m.Model)).Append("\",status=\"").Append(status).Append("\"} ").Append(count).Append('\n');
+            }
+        }
+
+        Header(sb, "recsys_stage_seconds", "histogram", "Latency per ranking stage: queue, lookup, dense, total.");
+        foreach (ModelMetrics m in models)
+        {
+            foreach (Stage stage in Enum.GetValues<Stage>())
+            {
+                Histogram(sb, "recsys_stage_seconds", $"model=\"{Escape(m.Model)}\",stage=\"{stage.ToString().ToLowerInvariant()}\"", m.StageHistogram(stage));
+            }
+        }
+
+        Header(sb, "recsys_batch_samples", "histogram", "Samples per executed batch after dynamic batching.");
+        foreach (ModelMetrics m in models) Histogram(sb, "recsys_batch_samples", $"model=\"{Escape(m.Model)}\"", m.BatchSize);
+
+        Counter(sb, models, "recsys_samples_total", "Samples scored.", m => m.Samples);
+        Counter(sb, models, "recsys_shard_calls_total", "Embedding shard grain calls (one per touched shard per batch).", m => m.ShardCalls);
+        Counter(sb, models, "recsys_lookup_bytes_sent_total", "Bytes of ids, offsets and weights sent to shards.", m => m.BytesSent);
+        Counter(sb, models, "recsys_lookup_bytes_received_total", "Bytes of pooled partial sums received from shards.", m => m.BytesReceived);
+
+        List<ShardCacheStats> stats = shards.ToList();
+        Header(sb, "recsys_shard_rows", "gauge", "Rows held by the model's shards.");
+        foreach (ShardCacheStats s in stats) Gauge(sb, "recsys_shard_rows", s, s.Rows);
+        Header(sb, "recsys_shard_resident_rows", "gauge", "Rows held in the shards' in-memory cache.");
+        foreach (ShardCacheStats s in stats) Gauge(sb, "recsys_shard_resident_rows", s, s.ResidentRows);
+        Header(sb, "recsys_shard_cache_hits_total", "counter", "Row reads served by the shard cache.");
+        foreach (ShardCacheStats s in stats) Gauge(sb, "recsys_shard_cache_hits_total", s, s.CacheHits);
+        Header(sb, "recsys_shard_cache_misses_total", "counter", "Row reads that went to FASTER.");
+        foreach (ShardCacheStats s in stats) Gauge(sb, "recsys_shard_cache_misses_total", s, s.CacheMisses);
+        Header(sb, "recsys_shard_cache_hit_ratio", "gauge", "Cache hits / (hits + misses) since the shards activated.");
+        foreach (ShardCacheStats s in stats)
+        {
+            long reads = s.CacheHits + s.CacheMisses;
+            Gauge(sb, "recsys_shard_cache_hit_ratio", s, reads == 0 ? 1.0 : (double)s.CacheHits / reads);
+        }
+        return sb.ToString();
+    }
+
+    private static void Header(StringBuilder sb, string name, string type, string help) =>
+        sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append("\n# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+
+    private static void Counter(StringBuilder sb, List<ModelMetrics> models, string name, string help, Func<ModelMetrics, long> value)
+    {
+        Header(sb, name, "counter", help);
+        foreach (ModelMetrics m in models) sb.Append(name).Append("{model=\"").Append(Escape(m.Model)).Append("\"} ").Append(value(m)).Append('\n');
+    }
+
+    private static void Gauge(StringBuilder sb, string name, ShardCacheStats s, double value) =>
+        sb.Append(name).Append("{model=\"").Append(Escape(s.Model)).Append("\",version=\"").Append(Escape(s.Version)).Append("\"} ")
+          .Append(Number(value)).Append('\n');
+
+    private static void Histogram(StringBuilder sb, string name, string labels, LatencyHistogram h)
+    {
+        long[] cumulative = h.Cumulative();
+        for (int i = 0; i < h.Bounds.Count; i++)
+        {
+            sb.Append(name).Append("_bucket{").Append(labels).Append(",le=\"").Append(Number(h.Bounds[i])).Append("\"} ").Append(cumulative[i]).Append('\n');
+        }
+        sb.Append(name).Append("_bucket{").Append(labels).Append(",le=\"+Inf\"} ").Append(cumulative[^1]).Append('\n');
+        sb.Append(name).Append("_sum{").Append(labels).Append("} ").Append(Number(h.Sum)).Append('\n');
+        sb.Append(name).Append("_count{").Append(labels).Append("} ").Append(h.Count).Append('\n');
+    }
+
+    private static string Number(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    private static string Escape(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+}

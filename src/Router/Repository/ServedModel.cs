@@ -1,0 +1,132 @@
+using Recsys.DenseCompute.Dlrm;
+using Recsys.DenseCompute.Models;
+using Recsys.EmbeddingGrains.Contracts;
+using Recsys.Router.Batching;
+using Recsys.Router.Metrics;
+
+namespace Recsys.Router.Repository;
+
+/// <summary>
+/// One loaded version of a DLRM: its dense weights, references to its shard grains and its batcher.
+/// Requests hold a lease while they run; a retired version unloads once the last lease ends, so a
+/// version switch never fails a request that already started.
+/// </summary>
+public sealed class ServedModel
+{
+    private readonly IEmbeddingShardGrain[][] _shards;
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Starts at 1: the registry's own reference, dropped by Retire.
+    private int _leases = 1;
+
+    public ServedModel(string name, string version, DlrmSpec spec, DlrmDense dense, IGrainFactory grains, ModelMetrics metrics, BatchingOptions batching)
+    {
+        Name = name;
+        Version = version;
+        Spec = spec;
+        Dense = dense;
+        Metrics = metrics;
+        _shards = spec.Tables
+            .Select(t => Enumerable.Range(0, t.Shards).Select(s => grains.GetGrain<IEmbeddingShardGrain>(ShardKey.Format(name, version, t.Name, s))).ToArray())
+            .ToArray();
+        Batcher = new ModelBatcher(this, batching);
+    }
+
+    public string Name { get; }
+    public string Version { get; }
+    public DlrmSpec Spec { get; }
+    public DlrmDense Dense { get; }
+    public ModelMetrics Metrics { get; }
+    public ModelBatcher Batcher { get; }
+
+    /// <summary>Completes when the version is retired and its last request has finished.</summary>
+    public Task Drained => _drained.Task;
+
+    public IEmbeddingShardGrain Shard(int table, int shard) => _shards[table][shard];
+
+    public IEnumerable<IEmbeddingShardGrain> AllShards => _shards.SelectMany(s => s);
+
+    public long TotalRows => Spec.Tables.Sum(t => t.Rows);
+
+    /// <summary>False once the version is retired and drained; the caller then asks the registry again.</summary>
+    public bool TryAcquire()
+    {
+        int current = Volatile.Read(ref _leases);
+        while (current > 0)
+        {
+            int seen = Interlocked.CompareExchange(ref _leases, current + 1, current);
+            if (seen == current) return true;
+            current = seen;
+        }
+        return false;
+    }
+
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _leases) == 0) _ = UnloadAsync();
+    }
+
+    /// <summary>Drops the registry's reference; unloading follows the last in-flight request.</summary>
+    public void Retire() => Release();
+
+    /// <summary>
+    /// Activates every shard (each loads or recovers its rows) and reports rows loaded so far. A few
+    /// at a time, so each activation finishes within the call timeout on a busy machine; a call
+    /// that still times out is repeated (the activation keeps going on its silo meanwhile).
+    /// </summary>
+    public async Task WarmUpAsync(IProgress<(long Loaded, long Total)>? progress, CancellationToken cancel = default)
+    {
+        long total = TotalRows, loaded = 0;
+        progress?.Report((0, total));
+        using var slots = new SemaphoreSlim(WarmUpConcurrency);
+        Task[] all = AllShards.Select(async shard =>
+        {
+            await slots.WaitAsync(cancel).ConfigureAwait(false);
+            try
+            {
+                ShardStatus status = await StatusWithRetryAsync(shard, cancel).ConfigureAwait(false);
+                progress?.Report((Interlocked.Add(ref loaded, status.Rows), total));
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }).ToArray();
+        await Task.WhenAll(all).ConfigureAwait(false);
+    }
+
+    private const int WarmUpConcurrency = 4;
+    private const int WarmUpAttempts = 5;
+
+    private static async Task<ShardStatus> StatusWithRetryAsync(IEmbeddingShardGrain shard, CancellationToken cancel)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await shard.GetStatus().WaitAsync(cancel).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (attempt < WarmUpAttempts)
+            {
+                // Loading a big shard can outlast one call timeout; ask again.
+            }
+        }
+    }
+
+    public async Task<ShardCacheStats> CacheStatsAsync()
+    {
+        ShardStatus[] all = await Task.WhenAll(AllShards.Select(s => s.GetStatus())).ConfigureAwait(false);
+        return new ShardCacheStats(Name, Version, all.Length, all.Sum(s => s.Rows), all.Sum(s => s.ResidentRows), all.Sum(s => s.CacheHits), all.Sum(s => s.CacheMisses));
+    }
+
+    private async Task UnloadAsync()
+    {
+        try
+        {
+            await Batcher.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _drained.TrySetResult();
+        }
+    }
+}

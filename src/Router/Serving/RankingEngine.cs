@@ -1,0 +1,116 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Recsys.DenseCompute.Dlrm;
+using Recsys.DenseCompute.Embeddings;
+using Recsys.DenseCompute.Models;
+using Recsys.EmbeddingGrains.Contracts;
+using Recsys.Router.Metrics;
+using Recsys.Router.Repository;
+
+namespace Recsys.Router.Serving;
+
+/// <summary>
+/// One engine pass over a merged batch: one grain call per touched (table, shard) carrying that
+/// shard's ids, the bottom MLP while those calls are in flight, then the partial sums added per
+/// table, the interaction and the top MLP.
+/// </summary>
+public static class RankingEngine
+{
+    /// <returns>Batch x Events scores, row-major.</returns>
+    public static async Task<float[]> RunAsync(ServedModel model, LookupBatch batch)
+    {
+        DlrmSpec spec = model.Spec;
+        TableSpec[] tables = spec.Tables;
+        int n = batch.Batch;
+        ModelMetrics metrics = model.Metrics;
+        long started = Stopwatch.GetTimestamp();
+
+        // Fan-out first so the shards work while this thread runs the bottom MLP.
+        var calls = new List<(int Table, Task<PooledLookupResult> Call, long Sent)>();
+        for (int t = 0; t < tables.Length; t++)
+        {
+            PooledLookupRequest?[] perShard = ShardSplitter.Split(batch.Tables[t], tables[t].Rows, tables[t].Shards);
+            for (int s = 0; s < perShard.Length; s++)
+            {
+                if (perShard[s] is not { } request) continue;
+                long sent = request.Ids.Length * 8L + request.Offsets.Length * 4L + (request.Weights?.Length ?? 0) * 4L;
+                calls.Add((t, model.Shard(t, s).Lookup(request), sent));
+            }
+        }
+
+        float[] bottomOut = new float[n * spec.BottomOutput];
+        long denseStart = Stopwatch.GetTimestamp();
+        model.Dense.Bottom(batch.Dense, n, bottomOut);
+        TimeSpan bottomTime = Stopwatch.GetElapsedTime(denseStart);
+
+        await Task.WhenAll(calls.Select(c => c.Call)).ConfigureAwait(false);
+        metrics.Observe(Stage.Lookup, Stopwatch.GetElapsedTime(started));
+        CountCalls(metrics, calls);
+
+        long topStart = Stopwatch.GetTimestamp();
+        float[] pooled = ReducePartials(tables, batch, calls);
+        float[] scores = new float[n * spec.Events];
+        model.Dense.Top(bottomOut, pooled, n, scores);
+        ArrayPool<float>.Shared.Return(pooled);
+        metrics.Observe(Stage.Dense, bottomTime + Stopwatch.GetElapsedTime(topStart));
+        return scores;
+    }
+
+    /// <summary>Adds the shards' partial sums per table into the per-table batch x dim blocks the interaction reads.</summary>
+    private static float[] ReducePartials(TableSpec[] tables, LookupBatch batch, List<(int Table, Task<PooledLookupResult> Call, long Sent)> calls)
+    {
+        int n = batch.Batch;
+        int total = 0;
+        foreach (TableSpec t in tables) total += n * t.Dim;
+        float[] pooled = ArrayPool<float>.Shared.Rent(Math.Max(1, total));
+        int blockStart = 0;
+        for (int t = 0; t < tables.Length; t++)
+        {
+            int dim = tables[t].Dim;
+            SparseFeature feature = batch.Tables[t];
+            int bags = feature.Bags;
+            int[]? sampleBag = batch.SampleBag[t];
+            // Bags land directly in the block unless some are shared (broadcast): then sum into a
+            // scratch and gather each sample's bag.
+            float[]? scratch = sampleBag is null ? null : ArrayPool<float>.Shared.Rent(Math.Max(1, bags * dim));
+            Span<float> sums = scratch is null ? pooled.AsSpan(blockStart, n * dim) : scratch.AsSpan(0, bags * dim);
+            sums.Clear();
+            foreach (var (table, call, sent) in calls)
+            {
+                if (table != t) continue;
+                PooledLookupResult partial = call.Result;
+                if (partial.Bags != bags || partial.Dim != dim || partial.Pooled.Length < bags * dim)
+                {
+                    throw new InvalidOperationException($"shard of table {tables[t].Name} answered {partial.Bags} x {partial.Dim} for {bags} x {dim}");
+                }
+                TensorPrimitives.Add(sums, partial.Pooled.AsSpan(0, bags * dim), sums);
+            }
+            if (tables[t].Pooling == Pooling.Mean)
+            {
+                for (int b = 0; b < bags; b++)
+                {
+                    int size = feature.Offsets[b + 1] - feature.Offsets[b];
+                    if (size > 1) TensorPrimitives.Multiply(sums.Slice(b * dim, dim), 1f / size, sums.Slice(b * dim, dim));
+                }
+            }
+            if (scratch is not null)
+            {
+                Span<float> block = pooled.AsSpan(blockStart, n * dim);
+                for (int s = 0; s < n; s++) sums.Slice(sampleBag![s] * dim, dim).CopyTo(block.Slice(s * dim, dim));
+                ArrayPool<float>.Shared.Return(scratch);
+            }
+            blockStart += n * dim;
+        }
+        return pooled;
+    }
+
+    private static void CountCalls(ModelMetrics metrics, List<(int Table, Task<PooledLookupResult> Call, long Sent)> calls)
+    {
+        foreach (var (_, call, sent) in calls)
+        {
+            PooledLookupResult r = call.Result;
+            metrics.CountShardCall(sent, r.Pooled.Length * 4L + 8);
+        }
+    }
+}
