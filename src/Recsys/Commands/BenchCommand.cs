@@ -198,7 +198,7 @@ public static class BenchCommand
         {
             plot = mode == "bandwidth" && runs.Count > 1
                 ? LatencyPlot.SaveCurve(s.Plot, $"{s.Model}: {shape.LookupsPerSample} lookups per sample", [.. runs.Select(r => new CurvePoint(r.Qps, r.Latency.P50, r.Latency.P95, r.Latency.P99))], null)
-                : LatencyPlot.SavePercentiles(s.Plot, $"{s.Model} at {last.Qps:0.#} qps ({s.Sizes.Spec}, {s.Ids})", PercentilePoints(last.Latency));
+                : LatencyPlot.SavePercentiles(s.Plot, $"{s.Model} at {last.Qps:0.#} qps ({s.Sizes.Spec}, {s.Ids})", last.Latency.Spectrum());
         }
         if (s.Json) WriteJson(stdout, j => WriteLoadJson(j, mode, s, shape, runs, plot));
         else WriteLoadTable(stdout, mode, s, shape, runs, plot);
@@ -219,8 +219,6 @@ public static class BenchCommand
 
     private static CurvePoint Point(CapacityStep step) => new(step.Result.Qps, step.Result.Latency.P50, step.Result.Latency.P95, step.Result.Latency.P99);
 
-    private static (double, double)[] PercentilePoints(LatencySummary l) =>
-        [(0, 0), (50, l.P50), (95, l.P95), (99, l.P99), (99.9, l.P999), (99.99, l.Max)];
 
     private static void WriteJson(TextWriter stdout, Action<Utf8JsonWriter> body)
     {
@@ -396,7 +394,7 @@ public static class BenchCommand
                 (n, t) => progress?.Update(string.Create(CultureInfo.InvariantCulture, $"offline {t,6:0.0}s  batches {n,9}  {n * batch.Batch / Math.Max(t, 1e-9),12:0} samples/s")),
                 cancel);
             progress?.Finish();
-            string? plot = plotFile is null ? null : LatencyPlot.SavePercentiles(plotFile, $"{name} offline, batch {r.Batch}, {r.Threads} threads", PercentilePoints(r.Latency));
+            string? plot = plotFile is null ? null : LatencyPlot.SavePercentiles(plotFile, $"{name} offline, batch {r.Batch}, {r.Threads} threads", r.Latency.Spectrum());
             if (json) WriteJson(stdout, j => WriteOfflineJson(j, name, version, r, plot));
             else WriteOfflineTable(stdout, name, version, r, plot);
         }

@@ -3,9 +3,13 @@ using HdrHistogram;
 namespace Recsys.Cli.Bench.Reporting;
 
 /// <summary>Latency percentiles of one run, in milliseconds.</summary>
-public sealed record LatencySummary(long Count, double Mean, double P50, double P95, double P99, double P999, double Max)
+public sealed record LatencySummary(long Count, double Mean, double P50, double P95, double P99, double P999, double P9999, double Max)
 {
-    public static readonly LatencySummary Empty = new(0, 0, 0, 0, 0, 0, 0);
+    public static readonly LatencySummary Empty = new(0, 0, 0, 0, 0, 0, 0, 0);
+
+    /// <summary>(percentile, ms) pairs for a percentile chart.</summary>
+    public IReadOnlyList<(double Percentile, double Ms)> Spectrum() =>
+        [(50, P50), (95, P95), (99, P99), (99.9, P999), (99.99, P9999)];
 }
 
 /// <summary>
@@ -34,6 +38,7 @@ public sealed class LatencyRecorder
             h.GetValueAtPercentile(95) / 1000.0,
             h.GetValueAtPercentile(99) / 1000.0,
             h.GetValueAtPercentile(99.9) / 1000.0,
+            h.GetValueAtPercentile(99.99) / 1000.0,
             h.GetMaxValue() / 1000.0);
     }
 }
