@@ -42,6 +42,7 @@ public static class BenchCommand
           --format F            json | msgpack (json)
           --distinct-bodies N   bodies generated before the run and replayed in turn (512)
           --seed N              seed of arrivals, sizes and ids (1)
+          --save-bodies DIR     write the generated bodies as DIR/body-N.json|.msgpack and exit (for wrk, bench/wrk/rank.lua)
           --sla-ms X            capacity: p99 bound (30)
           --start-qps N         capacity: first rate (50)
           --max-qps N           capacity: never offer more (100000)
@@ -58,7 +59,7 @@ public static class BenchCommand
 
     private static readonly string[] NetworkValues =
         ["url", "model", "models", "rows", "lookups", "qps", "arrivals", "duration", "warmup", "max-requests", "max-in-flight", "timeout",
-         "batch-dist", "ids", "format", "distinct-bodies", "seed", "plot", "sla-ms", "start-qps", "max-qps", "step-duration", "max-steps", "max-error-rate"];
+         "batch-dist", "ids", "format", "distinct-bodies", "seed", "plot", "save-bodies", "sla-ms", "start-qps", "max-qps", "step-duration", "max-steps", "max-error-rate"];
 
     private static readonly string[] OfflineValues = ["models", "model", "version", "input", "batch", "threads", "duration", "max-requests", "seed", "plot"];
     private static readonly string[] Switches = ["json", "allow-remote", "quiet"];
@@ -109,7 +110,7 @@ public static class BenchCommand
 
     private sealed record NetworkSettings(
         Uri Url, string Model, string? Models, long? Rows, int? Lookups, double[] Qps, LoadPlan Plan, TimeSpan Timeout, SizeDistribution Sizes,
-        string Ids, WireFormat Format, int DistinctBodies, string? Plot, bool Json, bool Quiet,
+        string Ids, WireFormat Format, int DistinctBodies, string? Plot, string? SaveBodies, bool Json, bool Quiet,
         CapacityCriteria Criteria, double StartQps, double MaxQps, int MaxSteps);
 
     private static NetworkSettings ParseNetwork(string mode, CliOptions o)
@@ -151,7 +152,7 @@ public static class BenchCommand
         return new NetworkSettings(
             url, model, o.Get("models"), rows, lookups, qps, plan, Duration(o, "timeout", "10s"), sizes, ids,
             o.GetChoice("format", "json", ["json", "msgpack"]) == "json" ? WireFormat.Json : WireFormat.MessagePack,
-            o.GetInt("distinct-bodies", 512, min: 1), plot, o.Has("json"), o.Has("quiet"),
+            o.GetInt("distinct-bodies", 512, min: 1), plot, o.Get("save-bodies"), o.Has("json"), o.Has("quiet"),
             new CapacityCriteria(sla, maxError), startQps, maxQps, o.GetInt("max-steps", 12, min: 1));
     }
 
@@ -169,6 +170,14 @@ public static class BenchCommand
             return 2;
         }
         var pool = new RequestPool(shape, s.Sizes, s.Ids, s.Format, s.DistinctBodies, s.Plan.Seed);
+        if (s.SaveBodies is not null)
+        {
+            Directory.CreateDirectory(s.SaveBodies);
+            string extension = s.Format == WireFormat.Json ? "json" : "msgpack";
+            for (int i = 0; i < pool.Requests.Count; i++) File.WriteAllBytes(Path.Combine(s.SaveBodies, $"body-{i}.{extension}"), pool.Requests[i].Body);
+            stdout.WriteLine($"wrote {pool.Requests.Count} bodies to {Path.GetFullPath(s.SaveBodies)}");
+            return 0;
+        }
         var driver = new OpenLoopDriver(target.Http, target.RankEndpoint, target.MetricsEndpoint, s.Model, pool);
         ProgressLine? progress = s.Quiet ? null : new ProgressLine(stderr);
 
