@@ -3,20 +3,25 @@
 # the same request bodies, and prints each client's throughput, latency and its own CPU time per
 # request (user+sys of the client process, from /usr/bin/time) — the client's overhead.
 #
-# wrk is closed-loop (CONNS requests always outstanding); recsys bench is open-loop, so it is
-# run at the rate wrk just achieved: same offered load, two independent clients.
+# wrk is closed-loop (CONNS requests always outstanding, so it runs at whatever rate the server
+# allows); recsys bench is open-loop, and an open loop at a closed loop's saturated rate queues
+# without bound. So recsys runs at FRACTION of the rate wrk just achieved, with evenly spaced
+# arrivals: the latencies are of two different experiments, the CPU per request is comparable.
 #
-# usage: bench/wrk/compare.sh URL MODEL MODELS_DIR [CONNS=4] [SECONDS=15] [REPS=3] [BATCH=fixed:16]
+# usage: bench/wrk/compare.sh URL MODEL MODELS_DIR [CONNS=4] [SECONDS=15] [REPS=3] [BATCH=fixed:16] [FRACTION=0.5]
 #   RECSYS="dotnet src/Recsys/bin/Release/net10.0/recsys.dll" bench/wrk/compare.sh http://127.0.0.1:8080 demo models
 set -euo pipefail
 url=${1:?URL}; model=${2:?MODEL}; models=${3:?MODELS_DIR}
-conns=${4:-4}; seconds=${5:-15}; reps=${6:-3}; batch=${7:-fixed:16}
+conns=${4:-4}; seconds=${5:-15}; reps=${6:-3}; batch=${7:-fixed:16}; fraction=${8:-0.5}
 recsys=${RECSYS:-recsys}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-$recsys bench load --url "$url" --model "$model" --models "$models" --batch-dist "$batch" --distinct-bodies 64 --save-bodies "$work/bodies" >/dev/null
+# Writing the bodies costs what a run costs before its first request (runtime start, model.json,
+# body generation): that CPU time is subtracted from the recsys runs below.
+/usr/bin/time -o "$work/startup.time" -f '%U %S' \
+  $recsys bench load --url "$url" --model "$model" --models "$models" --batch-dist "$batch" --distinct-bodies 64 --save-bodies "$work/bodies" >/dev/null
 
 printf '%-6s %-7s %9s %9s %9s %9s %12s\n' rep client rps p50_ms p99_ms errors cpu_us/req
 for rep in $(seq 1 "$reps"); do
@@ -24,20 +29,20 @@ for rep in $(seq 1 "$reps"); do
     wrk -t1 -c"$conns" -d"${seconds}s" -s "$here/rank.lua" "$url/v1/models/$model/rank" -- "$work/bodies" 64 > "$work/wrk.out"
   rps=$(awk '/^rps /{print $2}' "$work/wrk.out")
   requests=$(awk '/^requests /{gsub(",","",$2); print $2}' "$work/wrk.out")
-  errors=$(awk '/^requests /{gsub(",","",$5); print $5}' "$work/wrk.out")
+  errors=$(awk '/^requests /{gsub(",","",$4); print $4}' "$work/wrk.out")
   read -r p50 p99 < <(awk '/^latency ms/{print $4, $8}' "$work/wrk.out")
   cpu=$(awk -v n="$requests" '{printf "%.1f", ($1+$2)*1e6/n}' "$work/wrk.time")
   printf '%-6s %-7s %9.1f %9s %9s %9s %12s\n' "$rep" wrk "$rps" "$p50" "$p99" "$errors" "$cpu"
 
   /usr/bin/time -o "$work/recsys.time" -f '%U %S' \
     $recsys bench load --url "$url" --model "$model" --models "$models" --batch-dist "$batch" --distinct-bodies 64 \
-      --qps "$rps" --duration "${seconds}s" --warmup 2s --json --quiet > "$work/recsys.json"
-  # The recsys process also spends CPU on start-up and body generation; both are in its figure.
-  python3 - "$work/recsys.json" "$work/recsys.time" "$rep" <<'PY'
+      --qps "$(awk -v r="$rps" -v f="$fraction" 'BEGIN{printf "%.1f", r*f}')" --arrivals fixed --duration "${seconds}s" --warmup 0s --json --quiet > "$work/recsys.json"
+  python3 - "$work/recsys.json" "$work/recsys.time" "$work/startup.time" "$rep" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 u, s = map(float, open(sys.argv[2]).read().split()[-2:])
-total = r["sent"] + 0.0
-print(f'{sys.argv[3]:<6} {"recsys":<7} {r["qps"]:9.1f} {r["p50"]:9.3f} {r["p99"]:9.3f} {r["error_count"]:9d} {(u + s) * 1e6 / max(total, 1):12.1f}')
+u0, s0 = map(float, open(sys.argv[3]).read().split()[-2:])
+cpu = max(0.0, (u + s) - (u0 + s0))
+print(f'{sys.argv[4]:<6} {"recsys":<7} {r["qps"]:9.1f} {r["p50"]:9.3f} {r["p99"]:9.3f} {r["error_count"]:9d} {cpu * 1e6 / max(r["sent"], 1):12.1f}')
 PY
 done

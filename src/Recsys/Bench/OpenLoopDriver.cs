@@ -87,6 +87,7 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
     private sealed class Run(OpenLoopDriver driver, LoadPlan plan)
     {
         private readonly LatencyRecorder _latency = new();
+        private readonly LatencyRecorder _lag = new();
         private readonly ConcurrentDictionary<string, long> _errors = new(StringComparer.Ordinal);
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly long _start = Stopwatch.GetTimestamp();
@@ -118,7 +119,7 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
                         break;
                     }
                     long due = _start + (long)(at * TicksPerSecond);
-                    WaitUntil(due, cancel);
+                    PreciseSleep.Until(due, cancel);
                     bool measured = at >= warmup;
                     if (measured) _scheduled++;
                     if (Interlocked.Read(ref _inFlight) >= plan.MaxInFlight)
@@ -142,21 +143,11 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
             }
         }
 
-        private static void WaitUntil(long due, CancellationToken cancel)
-        {
-            while (!cancel.IsCancellationRequested)
-            {
-                long remaining = due - Stopwatch.GetTimestamp();
-                if (remaining <= 0) return;
-                double ms = remaining * 1000.0 / TicksPerSecond;
-                // Sleep overshoots by ~0.1 ms on Linux; yield for the last stretch rather than spin, the CPU is shared with the server.
-                if (ms > 1.5) Thread.Sleep((int)(ms - 1));
-                else Thread.Yield();
-            }
-        }
-
         private async Task SendAsync(BenchRequest request, long due, bool measured, CancellationToken cancel)
         {
+            // How late the client itself was: the scheduler's sleep granularity plus the thread-pool hop.
+            // It is inside every latency figure, so it is reported beside them.
+            if (measured) _lag.RecordMicros((Stopwatch.GetTimestamp() - due) * 1_000_000 / Stopwatch.Frequency);
             string? failure = null;
             bool ok = false;
             try
@@ -237,6 +228,7 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
                 OkSamples = _okSamples,
                 OkLookups = _okLookups,
                 Latency = _latency.Summarize(),
+                ClientLag = _lag.Summarize(),
                 Server = server,
             };
         }

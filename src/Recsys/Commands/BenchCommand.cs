@@ -49,6 +49,7 @@ public static class BenchCommand
           --step-duration T     capacity: measured time per step (10s)
           --max-steps N         capacity: step budget (12)
           --max-error-rate X    capacity: errors+drops allowed per step, as a fraction (0.01)
+          --min-step-requests N capacity: a step lasts long enough for N requests, up to 6x --step-duration (300)
         offline:
           --models DIR --model NAME [--version V] [--input FILE | --batch N] [--threads N] [--duration T] [--max-requests N]
         every mode:
@@ -59,13 +60,18 @@ public static class BenchCommand
 
     private static readonly string[] NetworkValues =
         ["url", "model", "models", "rows", "lookups", "qps", "arrivals", "duration", "warmup", "max-requests", "max-in-flight", "timeout",
-         "batch-dist", "ids", "format", "distinct-bodies", "seed", "plot", "save-bodies", "sla-ms", "start-qps", "max-qps", "step-duration", "max-steps", "max-error-rate"];
+         "batch-dist", "ids", "format", "distinct-bodies", "seed", "plot", "save-bodies", "sla-ms", "start-qps", "max-qps", "step-duration", "max-steps", "max-error-rate", "min-step-requests"];
 
     private static readonly string[] OfflineValues = ["models", "model", "version", "input", "batch", "threads", "duration", "max-requests", "seed", "plot"];
     private static readonly string[] Switches = ["json", "allow-remote", "quiet"];
 
     public static Task<int> RunAsync(string[] args)
     {
+        // Idle thread-pool workers spin before they sleep; a load generator wakes them for every
+        // request, and the spinning doubled the client's CPU per request on 2 cores shared with the
+        // server (measured against wrk, docs/BENCHMARKS.md). Read once, when the pool starts:
+        // this runs before anything in the process has queued work.
+        AppContext.SetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", 0);
         using var stop = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -111,7 +117,7 @@ public static class BenchCommand
     private sealed record NetworkSettings(
         Uri Url, string Model, string? Models, long? Rows, int? Lookups, double[] Qps, LoadPlan Plan, TimeSpan Timeout, SizeDistribution Sizes,
         string Ids, WireFormat Format, int DistinctBodies, string? Plot, string? SaveBodies, bool Json, bool Quiet,
-        CapacityCriteria Criteria, double StartQps, double MaxQps, int MaxSteps);
+        CapacityCriteria Criteria, double StartQps, double MaxQps, int MaxSteps, int MinStepRequests);
 
     private static NetworkSettings ParseNetwork(string mode, CliOptions o)
     {
@@ -153,7 +159,7 @@ public static class BenchCommand
             url, model, o.Get("models"), rows, lookups, qps, plan, Duration(o, "timeout", "10s"), sizes, ids,
             o.GetChoice("format", "json", ["json", "msgpack"]) == "json" ? WireFormat.Json : WireFormat.MessagePack,
             o.GetInt("distinct-bodies", 512, min: 1), plot, o.Get("save-bodies"), o.Has("json"), o.Has("quiet"),
-            new CapacityCriteria(sla, maxError), startQps, maxQps, o.GetInt("max-steps", 12, min: 1));
+            new CapacityCriteria(sla, maxError), startQps, maxQps, o.GetInt("max-steps", 12, min: 1), o.GetInt("min-step-requests", 300, min: 1));
     }
 
     private static async Task<int> RunNetworkAsync(string mode, NetworkSettings s, TextWriter stdout, TextWriter stderr, CancellationToken cancel)
@@ -184,7 +190,7 @@ public static class BenchCommand
         if (mode == "capacity")
         {
             CapacityResult result = await CapacitySearch.RunAsync(
-                (qps, step) => driver.RunAsync(s.Plan with { Qps = qps, Seed = s.Plan.Seed + (ulong)step }, progress, $"step {step + 1} @ {qps:0.#} qps", cancel),
+                (qps, step) => driver.RunAsync(StepPlan(s, qps, step), progress, $"step {step + 1} @ {qps:0.#} qps", cancel),
                 s.StartQps, s.MaxQps, s.MaxSteps, tolerance: 0.05, s.Criteria, cancel).ConfigureAwait(false);
             progress?.Finish();
             string? plotPath = s.Plot is null ? null
@@ -212,6 +218,16 @@ public static class BenchCommand
         if (s.Json) WriteJson(stdout, j => WriteLoadJson(j, mode, s, shape, runs, plot));
         else WriteLoadTable(stdout, mode, s, shape, runs, plot);
         return 0;
+    }
+
+    /// <summary>
+    /// A p99 from a few dozen requests is one unlucky request: at low rates a step runs long
+    /// enough for --min-step-requests, but never more than 6x the step duration (bounded runs).
+    /// </summary>
+    private static LoadPlan StepPlan(NetworkSettings s, double qps, int step)
+    {
+        double seconds = Math.Min(Math.Max(s.Plan.Duration.TotalSeconds, s.MinStepRequests / qps), 6 * s.Plan.Duration.TotalSeconds);
+        return s.Plan with { Qps = qps, Duration = TimeSpan.FromSeconds(seconds), Seed = s.Plan.Seed + (ulong)step };
     }
 
     private static async Task<WorkloadShape> ResolveShapeAsync(NetworkSettings s, BenchTarget target, CancellationToken cancel)

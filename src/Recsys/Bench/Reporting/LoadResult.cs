@@ -29,6 +29,9 @@ public sealed record LoadResult
     public required long OkLookups { get; init; }
     public required LatencySummary Latency { get; init; }
 
+    /// <summary>From the scheduled instant to the send starting on a pool thread: the client's own delay, included in <see cref="Latency"/>.</summary>
+    public LatencySummary ClientLag { get; init; } = LatencySummary.Empty;
+
     /// <summary>The server's own view over the run; null when /metrics could not be read.</summary>
     public ServerBreakdown? Server { get; init; }
 

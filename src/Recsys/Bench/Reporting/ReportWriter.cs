@@ -28,6 +28,8 @@ public static class ReportWriter
         json.WriteEndObject();
         json.WriteNumber("dropped_by_client", r.DroppedByClient);
         WriteLatency(json, r.Latency);
+        json.WriteNumber("client_lag_p50_ms", Round(r.ClientLag.P50));
+        json.WriteNumber("client_lag_p99_ms", Round(r.ClientLag.P99));
         if (r.Server is { } s) WriteServer(json, s, r.AnsweredSeconds);
         else json.WriteNull("server");
     }
@@ -83,6 +85,7 @@ public static class ReportWriter
         if (r.ErrorCount > 0) Row(o, "errors", string.Join(", ", r.Errors.Select(e => $"{e.Key}: {e.Value}")));
         LatencySummary l = r.Latency;
         Row(o, "latency ms", $"p50 {F(l.P50, "0.000")}  p95 {F(l.P95, "0.000")}  p99 {F(l.P99, "0.000")}  p99.9 {F(l.P999, "0.000")}  max {F(l.Max, "0.000")}");
+        Row(o, "client lag ms", $"p50 {F(r.ClientLag.P50, "0.000")}  p99 {F(r.ClientLag.P99, "0.000")}  (scheduled instant -> send, inside the latencies above)");
         if (r.Server is not { } s)
         {
             Row(o, "server", "no /metrics delta (endpoint unreachable)");
