@@ -61,8 +61,10 @@ public sealed class RecsysServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(options.Listen, options.Port);
-            // Our own check answers 413 with a JSON body first; this is the backstop for chunked bodies.
-            k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1;
+            // Our own check answers 413 with a JSON body without reading the body. Kestrel then
+            // drains the unread rest so the client, still sending, receives that answer instead of
+            // a reset; only bodies past this backstop get the connection cut.
+            k.Limits.MaxRequestBodySize = Math.Max(options.MaxBodyBytes * 4, options.MaxBodyBytes + (16L << 20));
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout);
         builder.UseOrleans(silo =>
@@ -166,27 +168,44 @@ public sealed class RecsysServer : IAsyncDisposable
         await _app.DisposeAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Prints "rows loaded / total" at most every half second and at the end.</summary>
+    /// <summary>
+    /// Prints "rows loaded / total" at most once a second: the larger of the rows in shards that
+    /// finished (any silo) and the rows this silo's loaders have written so far.
+    /// </summary>
     private sealed class LoadProgressPrinter(TextWriter log, string model) : IProgress<(long Loaded, long Total)>
     {
-        private long _lastTicks;
-        private (long Loaded, long Total) _last;
+        private readonly Lock _gate = new();
+        private long _completed, _local, _total, _printed = -1, _lastTicks;
 
         public void Report((long Loaded, long Total) value)
         {
-            _last = value;
-            long now = Environment.TickCount64;
-            if (now - Interlocked.Read(ref _lastTicks) < 500 && value.Loaded < value.Total) return;
-            Interlocked.Exchange(ref _lastTicks, now);
-            log.WriteLine($"  loading {model}: {value.Loaded:N0} / {value.Total:N0} rows");
+            lock (_gate)
+            {
+                _completed = value.Loaded;
+                _total = value.Total;
+                Print(force: value.Loaded >= value.Total);
+            }
         }
 
         public void ReportLocal(long rowsLoadedHere)
         {
-            (long loaded, long total) = _last;
-            if (total > 0 && rowsLoadedHere > loaded) log.WriteLine($"  loading {model}: {rowsLoadedHere:N0} / {total:N0} rows");
+            lock (_gate)
+            {
+                _local = rowsLoadedHere;
+                Print(force: false);
+            }
         }
 
-        public void Finish(string version) => log.WriteLine($"  loaded {model} version {version}: {_last.Total:N0} rows in its shards");
+        private void Print(bool force)
+        {
+            long rows = Math.Min(_total, Math.Max(_completed, _local));
+            long now = Environment.TickCount64;
+            if (_total == 0 || rows <= _printed || (!force && now - _lastTicks < 1000)) return;
+            _lastTicks = now;
+            _printed = rows;
+            log.WriteLine($"  loading {model}: {rows:N0} / {_total:N0} rows");
+        }
+
+        public void Finish(string version) => log.WriteLine($"  loaded {model} version {version}: {_total:N0} rows in its shards");
     }
 }

@@ -37,9 +37,11 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         int status = 200;
         ServedModel? model = null;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        deadline.CancelAfter(options.Deadline);
+        TimeSpan budget = options.Deadline;
         try
         {
+            budget = RequestDeadline(context.Request, options.Deadline);
+            deadline.CancelAfter(budget);
             Wire wire = RequestWire(context.Request, kserve);
             using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
             RankInput input;
@@ -93,7 +95,7 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             status = 504;
-            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {options.Deadline.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
+            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
         }
         catch (BadHttpRequestException e)
         {
@@ -112,6 +114,19 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
             // Only served models get a series: unknown names from the URL must not grow /metrics.
             if (model is not null || registry.IsServed(name)) metrics.For(name).CountRequest(status);
         }
+    }
+
+    /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms), never a longer one.</summary>
+    private static TimeSpan RequestDeadline(HttpRequest request, TimeSpan serverDeadline)
+    {
+        string? header = request.Headers["X-Deadline-Ms"].FirstOrDefault();
+        if (header is null) return serverDeadline;
+        if (!int.TryParse(header, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ms))
+        {
+            throw new InvalidRequestException("X-Deadline-Ms", $"'{header}' is not a non-negative number of milliseconds");
+        }
+        TimeSpan asked = TimeSpan.FromMilliseconds(ms);
+        return asked < serverDeadline ? asked : serverDeadline;
     }
 
     private static Wire RequestWire(HttpRequest request, bool kserve)

@@ -79,7 +79,12 @@ public static class RecsysEndpoints
         }
         catch (ModelFileException e)
         {
-            return Error(422, e.Message.Split(':', 2)[0], e.Message);
+            return Error(422, e.Field, e.Message);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The new version failed to load (often in a shard activation): the old one keeps serving.
+            return Error(500, "model", $"loading the newest version of '{name}' failed, the previous version keeps serving: {e.Message}");
         }
     }
 
