@@ -40,31 +40,46 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
     public async Task<LoadResult> RunAsync(LoadPlan plan, ProgressLine? progress, string label, CancellationToken cancel)
     {
         var run = new Run(this, plan);
-        PrometheusSnapshot? before = null;
-        Task<PrometheusSnapshot?> beforeScrape = Task.FromResult<PrometheusSnapshot?>(null);
         using var ticker = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
         Task scheduler = Task.Factory.StartNew(() => run.Schedule(cancel), cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-
-        // The baseline scrape is taken when the warm-up ends, so the server's warm-up work is not in the delta.
-        if (plan.Warmup <= TimeSpan.Zero) beforeScrape = ScrapeAsync(cancel);
-        bool baselineTaken = plan.Warmup <= TimeSpan.Zero;
+        // The baseline (server counters, this process's CPU time) is taken when the warm-up ends,
+        // so neither the server's warm-up work nor the client's JIT is in the deltas.
+        Task<(PrometheusSnapshot? Metrics, TimeSpan Cpu)> baseline = BaselineAsync(plan.Warmup, cancel);
         while (!run.Done.IsCompleted)
         {
             Task tick = ticker.WaitForNextTickAsync(CancellationToken.None).AsTask();
             await Task.WhenAny(tick, run.Done).ConfigureAwait(false);
-            double elapsed = run.Elapsed;
-            if (!baselineTaken && elapsed >= plan.Warmup.TotalSeconds)
-            {
-                baselineTaken = true;
-                beforeScrape = ScrapeAsync(cancel);
-            }
-            progress?.Update(run.Status(label, elapsed));
+            progress?.Update(run.Status(label, run.Elapsed));
         }
         await scheduler.ConfigureAwait(false);
-        before = await beforeScrape.ConfigureAwait(false);
+        (PrometheusSnapshot? before, TimeSpan cpuBefore) = await baseline.ConfigureAwait(false);
+        TimeSpan clientCpu = CpuTime() - cpuBefore;
         PrometheusSnapshot? after = before is null ? null : await ScrapeAsync(cancel).ConfigureAwait(false);
         progress?.Update(run.Status(label, run.Elapsed));
-        return run.Result(before is not null && after is not null ? ServerBreakdown.Between(before, after, model) : null);
+        return run.Result(before is not null && after is not null ? ServerBreakdown.Between(before, after, model) : null, clientCpu);
+    }
+
+    private async Task<(PrometheusSnapshot?, TimeSpan)> BaselineAsync(TimeSpan warmup, CancellationToken cancel)
+    {
+        if (warmup > TimeSpan.Zero)
+        {
+            try
+            {
+                await Task.Delay(warmup, cancel).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // A cancelled run still reports what it measured.
+            }
+        }
+        TimeSpan cpu = CpuTime();
+        return (await ScrapeAsync(cancel).ConfigureAwait(false), cpu);
+    }
+
+    private static TimeSpan CpuTime()
+    {
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
     }
 
     private async Task<PrometheusSnapshot?> ScrapeAsync(CancellationToken cancel)
@@ -212,7 +227,7 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
                 $"{label} {elapsed,6:0.0}s {(warming ? "warm-up" : "measure")}  sent {Interlocked.Read(ref _sent),8}  ok {Interlocked.Read(ref _ok),8}  err {errors,5}  drop {Interlocked.Read(ref _dropped),5}  in-flight {Interlocked.Read(ref _inFlight),4}  {(warming ? 0 : Interlocked.Read(ref _ok) / measuredSeconds),8:0} qps");
         }
 
-        public LoadResult Result(ServerBreakdown? server)
+        public LoadResult Result(ServerBreakdown? server, TimeSpan clientCpu)
         {
             double SecondsSinceMeasure(long t) => t <= _measureFrom ? 0 : (t - _measureFrom) / TicksPerSecond;
             return new LoadResult
@@ -229,6 +244,7 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
                 OkLookups = _okLookups,
                 Latency = _latency.Summarize(),
                 ClientLag = _lag.Summarize(),
+                ClientCpuSeconds = clientCpu.TotalSeconds,
                 Server = server,
             };
         }

@@ -32,6 +32,11 @@ public sealed record LoadResult
     /// <summary>From the scheduled instant to the send starting on a pool thread: the client's own delay, included in <see cref="Latency"/>.</summary>
     public LatencySummary ClientLag { get; init; } = LatencySummary.Empty;
 
+    /// <summary>CPU time this process used from the end of the warm-up to the last answer: the client's own cost.</summary>
+    public double ClientCpuSeconds { get; init; }
+
+    public double ClientCpuMicrosPerRequest => Sent > 0 ? ClientCpuSeconds * 1e6 / Sent : 0;
+
     /// <summary>The server's own view over the run; null when /metrics could not be read.</summary>
     public ServerBreakdown? Server { get; init; }
 

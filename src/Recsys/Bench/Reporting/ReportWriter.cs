@@ -30,6 +30,8 @@ public static class ReportWriter
         WriteLatency(json, r.Latency);
         json.WriteNumber("client_lag_p50_ms", Round(r.ClientLag.P50));
         json.WriteNumber("client_lag_p99_ms", Round(r.ClientLag.P99));
+        json.WriteNumber("client_cpu_s", Round(r.ClientCpuSeconds));
+        json.WriteNumber("client_cpu_us_per_request", Round(r.ClientCpuMicrosPerRequest));
         if (r.Server is { } s) WriteServer(json, s, r.AnsweredSeconds);
         else json.WriteNull("server");
     }
@@ -86,6 +88,7 @@ public static class ReportWriter
         LatencySummary l = r.Latency;
         Row(o, "latency ms", $"p50 {F(l.P50, "0.000")}  p95 {F(l.P95, "0.000")}  p99 {F(l.P99, "0.000")}  p99.9 {F(l.P999, "0.000")}  max {F(l.Max, "0.000")}");
         Row(o, "client lag ms", $"p50 {F(r.ClientLag.P50, "0.000")}  p99 {F(r.ClientLag.P99, "0.000")}  (scheduled instant -> send, inside the latencies above)");
+        Row(o, "client cpu", $"{F(r.ClientCpuSeconds, "0.00")} s, {F(r.ClientCpuMicrosPerRequest, "0")} us per request sent");
         if (r.Server is not { } s)
         {
             Row(o, "server", "no /metrics delta (endpoint unreachable)");
