@@ -212,7 +212,7 @@ public static class BenchCommand
         if (s.Plot is not null)
         {
             plot = mode == "bandwidth" && runs.Count > 1
-                ? LatencyPlot.SaveCurve(s.Plot, $"{s.Model}: {shape.LookupsPerSample} lookups per sample", [.. runs.Select(r => new CurvePoint(r.Qps, r.Latency.P50, r.Latency.P95, r.Latency.P99))], null)
+                ? LatencyPlot.SaveCurve(s.Plot, $"{s.Model}: {shape.LookupsPerSample} lookups per sample", [.. runs.Select(r => new CurvePoint(r.TargetQps, r.Latency.P50, r.Latency.P95, r.Latency.P99))], null)
                 : LatencyPlot.SavePercentiles(s.Plot, $"{s.Model} at {last.Qps:0.#} qps ({s.Sizes.Spec}, {s.Ids})", last.Latency.Spectrum());
         }
         if (s.Json) WriteJson(stdout, j => WriteLoadJson(j, mode, s, shape, runs, plot));
@@ -242,7 +242,8 @@ public static class BenchCommand
         return await target.ShapeFromServerAsync(rows, s.Lookups ?? 1, cancel).ConfigureAwait(false);
     }
 
-    private static CurvePoint Point(CapacityStep step) => new(step.Result.Qps, step.Result.Latency.P50, step.Result.Latency.P95, step.Result.Latency.P99);
+    // x is the offered rate: a step the server could not keep up with would fold the curve back if plotted at its achieved rate.
+    private static CurvePoint Point(CapacityStep step) => new(step.TargetQps, step.Result.Latency.P50, step.Result.Latency.P95, step.Result.Latency.P99);
 
 
     private static void WriteJson(TextWriter stdout, Action<Utf8JsonWriter> body)

@@ -2,7 +2,7 @@ using ScottPlot;
 
 namespace Recsys.Cli.Bench.Plot;
 
-/// <summary>One point of a latency-vs-throughput curve.</summary>
+/// <summary>One point of a latency-vs-load curve: the offered rate and the latencies measured at it.</summary>
 public sealed record CurvePoint(double Qps, double P50, double P95, double P99);
 
 /// <summary>Latency charts through ScottPlot; the file extension picks PNG or SVG.</summary>
@@ -10,7 +10,7 @@ public static class LatencyPlot
 {
     private const int Width = 900, Height = 560;
 
-    /// <summary>p50/p95/p99 against achieved QPS (capacity and bandwidth), with the SLA line when there is one.</summary>
+    /// <summary>p50/p95/p99 against the offered QPS (capacity and bandwidth), with the SLA line when there is one.</summary>
     public static string SaveCurve(string path, string title, IReadOnlyList<CurvePoint> points, double? slaMs)
     {
         CurvePoint[] sorted = [.. points.OrderBy(p => p.Qps)];
@@ -26,7 +26,7 @@ public static class LatencyPlot
             line.LinePattern = LinePattern.Dashed;
         }
         plot.Title(title);
-        plot.XLabel("achieved QPS");
+        plot.XLabel("offered QPS (open-loop target)");
         plot.YLabel("latency (ms)");
         plot.ShowLegend(Alignment.UpperLeft);
         return Save(plot, path);
