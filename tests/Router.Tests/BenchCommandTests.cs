@@ -51,9 +51,13 @@ public sealed class BenchCommandTests(RouterCluster cluster)
         Assert.Equal("load", r.GetProperty("mode").GetString());
         Assert.Equal(0, r.GetProperty("error_count").GetInt64());
         Assert.Equal(0, r.GetProperty("dropped_by_client").GetInt64());
-        // 200 Poisson arrivals: the count itself varies by ~7%; 25% leaves room for a busy machine.
-        Assert.InRange(r.GetProperty("qps").GetDouble(), 50 * 0.75, 50 * 1.25);
-        Assert.InRange(r.GetProperty("offered_qps").GetDouble(), 50 * 0.75, 50 * 1.25);
+        // The seeded Poisson schedule puts ~200 arrivals in the 4 s window (the count varies by ~7%
+        // between seeds): offered QPS is a property of the schedule, hence the tight band. Achieved
+        // QPS also spans the wait for the last answer, which a stall of the shared machine can
+        // stretch, so its band is wider below; it can never exceed the offered rate.
+        double offered = r.GetProperty("offered_qps").GetDouble(), achieved = r.GetProperty("qps").GetDouble();
+        Assert.InRange(offered, 50 * 0.8, 50 * 1.2);
+        Assert.InRange(achieved, 50 * 0.6, offered);
         // Every ok request carried exactly 4 samples.
         Assert.Equal(4 * r.GetProperty("qps").GetDouble(), r.GetProperty("samples_per_s").GetDouble(), 1);
         JsonElement server = r.GetProperty("server");

@@ -147,8 +147,9 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
                     if (measured) Interlocked.Increment(ref _sent);
                     else Interlocked.Increment(ref _warmupSent);
                     BenchRequest request = driver.Pool.Next();
-                    // Sent from the thread pool so formatting and socket writes never delay the next arrival.
-                    ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.Run.SendAsync(s.Request, s.Due, s.Measured, s.Cancel), (Run: this, Request: request, Due: due, Measured: measured, Cancel: cancel), preferLocal: false);
+                    // Started on this thread: the request is written before SendAsync first yields, which saves a
+                    // thread-pool wake-up per request; the answer is awaited on the pool.
+                    _ = SendAsync(request, due, measured, cancel);
                 }
             }
             finally
@@ -187,6 +188,12 @@ public sealed class OpenLoopDriver(HttpClient http, Uri rankEndpoint, Uri? metri
             catch (IOException)
             {
                 failure = "connection";
+            }
+            catch (Exception e)
+            {
+                // Anything else is still one answered-or-not request: it must be counted and must
+                // release its slot, or the run would wait for it forever.
+                failure = "client:" + e.GetType().Name;
             }
             long now = Stopwatch.GetTimestamp();
             if (measured)
