@@ -18,6 +18,7 @@ public static class CommandLine
                 case "demo-model": return Commands.DemoModelCommand.RunAsync(args[1..]);
                 case "rank": return Commands.RankCommand.RunAsync(args[1..]);
                 case "serve": return Commands.ServeCommand.RunAsync(args[1..]);
+                case "bench": return Commands.BenchCommand.RunAsync(args[1..]);
                 default:
                     Console.Error.WriteLine($"recsys: unknown command '{args[0]}'\n\n{Usage}");
                     return Task.FromResult(2);
