@@ -56,7 +56,7 @@ public sealed partial class SiloProcess : IDisposable
         while (_output.Count > 400) _output.TryDequeue(out _);
     }
 
-    public string OutputTail(int lines = 40) => string.Join(Environment.NewLine, _output.TakeLast(lines).Select(l => $"  [{Name}] {(l.Length > 300 ? l[..300] + " ..." : l)}"));
+    public string OutputTail(int lines = 40) => string.Join(Environment.NewLine, _output.Where(l => !l.StartsWith("   at ", StringComparison.Ordinal)).TakeLast(lines).Select(l => $"  [{Name}] {(l.Length > 300 ? l[..300] + " ..." : l)}"));
 
     /// <summary>SIGKILL: the process gets no chance to checkpoint or say goodbye.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);

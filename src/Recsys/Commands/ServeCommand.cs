@@ -22,7 +22,8 @@ public static class ServeCommand
           --advertise ADDR        address (or host name) other silos reach this one at (127.0.0.1); silo and gateway listen on it
           --silo-port N           Orleans silo port (11111)
           --gateway-port N        Orleans gateway port (30000)
-          --probe-timeout-ms N    liveness probe timeout; a silo missing 2 probes is voted dead (1000)
+          --probe-timeout-ms N    liveness probe timeout (2000)
+          --missed-probes N       missed probes before a silo is voted dead (3)
           --response-timeout-ms N grain call timeout (30000; ranking requests still end at --deadline-ms)
           --tls-cert FILE         PFX certificate: silo-to-silo and gateway traffic use mutual TLS with it
           --tls-password P        password of the PFX file
@@ -40,7 +41,7 @@ public static class ServeCommand
     private static readonly string[] ValueOptions =
         ["models", "data", "port", "listen", "role", "cluster", "silo-port", "gateway-port", "embedding-memory",
          "max-batch", "max-delay-ms", "queue", "deadline-ms", "max-body", "api-key",
-         "cluster-id", "service-id", "advertise", "probe-timeout-ms", "response-timeout-ms", "tls-cert", "tls-password", "config"];
+         "cluster-id", "service-id", "advertise", "probe-timeout-ms", "missed-probes", "response-timeout-ms", "tls-cert", "tls-password", "config"];
 
     public static Task<int> RunAsync(string[] args)
     {
@@ -74,7 +75,8 @@ public static class ServeCommand
             AdvertiseAddress = ServeSettings.ResolveAddress("advertise", o.Get("advertise", "127.0.0.1")),
             Timing = new ClusterTiming
             {
-                ProbeTimeout = TimeSpan.FromMilliseconds(o.GetInt("probe-timeout-ms", 1000, min: 50)),
+                ProbeTimeout = TimeSpan.FromMilliseconds(o.GetInt("probe-timeout-ms", 2000, min: 50)),
+                MissedProbesLimit = o.GetInt("missed-probes", 3, min: 1),
                 ResponseTimeout = TimeSpan.FromMilliseconds(o.GetInt("response-timeout-ms", 30000, min: 100)),
             },
             TlsCertificatePath = o.Get("tls-cert"),

@@ -3,39 +3,93 @@ using Recsys.EmbeddingGrains.Contracts;
 namespace Recsys.Router.Serving;
 
 /// <summary>
-/// One shard lookup that survives its silo going away: when the call fails because the silo died,
-/// left or refused the message, it is sent again after a short backoff. The grain reference is
-/// location-transparent, so the retry reaches wherever Orleans reactivates the shard (it recovers
-/// its checkpoint or reloads its rows there). Only whole answers are ever used; a request error
-/// (ArgumentException) is not retried. Retrying stops when every request of the batch has given up.
+/// One shard lookup that survives its silo going away. A call that fails because the silo died,
+/// left or refused the message is sent again after a short backoff; a call with no answer after
+/// <see cref="FirstAttemptTimeout"/> (doubling per attempt) gets a second one alongside it (a
+/// hedge: lookups only read, so whichever whole answer comes first is right). That covers
+/// messages stranded on a silo that is shutting down. The grain reference is location-transparent,
+/// so a new attempt reaches wherever Orleans reactivates the shard (it recovers its checkpoint or
+/// reloads its rows there). A request error (ArgumentException) is not retried. Retrying stops
+/// when every request of the batch has given up.
 /// </summary>
 public static class ShardCallRetry
 {
     /// <summary>Safety net when the caller passes no token: never retry longer than this.</summary>
     public static readonly TimeSpan MaxRetryTime = TimeSpan.FromSeconds(30);
 
+    /// <summary>Far above a healthy shard call (a few ms) so hedges stay rare under plain load.</summary>
+    public static readonly TimeSpan FirstAttemptTimeout = TimeSpan.FromMilliseconds(250);
+
+    private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan LastBackoff = TimeSpan.FromMilliseconds(200);
+    private const int MaxOutstanding = 3;
 
     public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp)
     {
-        long started = Environment.TickCount64;
-        TimeSpan backoff = FirstBackoff;
-        for (int attempt = 1; ; attempt++)
+        Task<PooledLookupResult> first = shard.Lookup(request);
+        try
         {
-            try
+            return await first.WaitAsync(FirstAttemptTimeout, giveUp).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!first.IsCompleted)
+        {
+            // No answer yet: keep waiting for it while a hedge goes out.
+        }
+        catch (Exception e) when (IsTransient(e) && !giveUp.IsCancellationRequested)
+        {
+            // Failed where the shard lives: retry below.
+        }
+        catch (Exception e) when (IsNoEmbeddingSilo(e))
+        {
+            throw new ShardUnavailableException(shard.GetPrimaryKeyString(), 1, e);
+        }
+        return await RetryAsync(shard, request, first, giveUp).ConfigureAwait(false);
+    }
+
+    private static async Task<PooledLookupResult> RetryAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, Task<PooledLookupResult> first, CancellationToken giveUp)
+    {
+        long started = Environment.TickCount64;
+        var outstanding = new List<Task<PooledLookupResult>>(MaxOutstanding);
+        if (!first.IsCompleted) outstanding.Add(first);
+        bool lastFailed = first.IsCompleted;
+        TimeSpan backoff = FirstBackoff, wait = FirstAttemptTimeout;
+        Exception? lastError = first.IsFaulted ? first.Exception!.InnerException : null;
+        int attempts = 1;
+        while (true)
+        {
+            if (Environment.TickCount64 - started > MaxRetryTime.TotalMilliseconds)
             {
-                return await shard.Lookup(request).WaitAsync(giveUp).ConfigureAwait(false);
+                throw new ShardUnavailableException(shard.GetPrimaryKeyString(), attempts, lastError ?? new TimeoutException("no answer"));
             }
-            catch (Exception e) when (IsTransient(e) && !giveUp.IsCancellationRequested && Environment.TickCount64 - started < MaxRetryTime.TotalMilliseconds)
+            if (lastFailed)
             {
                 await Task.Delay(backoff, giveUp).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(LastBackoff.Ticks, backoff.Ticks * 2));
             }
-            catch (Exception e) when (IsTransient(e) || IsNoEmbeddingSilo(e))
+            if (outstanding.Count < MaxOutstanding)
             {
-                throw new ShardUnavailableException(shard.GetPrimaryKeyString(), attempt, e);
+                outstanding.Add(shard.Lookup(request));
+                attempts++;
             }
+            wait = TimeSpan.FromTicks(Math.Min(MaxAttemptTimeout.Ticks, wait.Ticks * 2));
+            Task<PooledLookupResult> done;
+            try
+            {
+                done = await Task.WhenAny(outstanding).WaitAsync(wait, giveUp).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                lastFailed = false;
+                continue;
+            }
+            if (done.IsCompletedSuccessfully) return done.Result;
+            outstanding.Remove(done);
+            Exception error = done.Exception?.InnerException ?? new OperationCanceledException("shard call canceled");
+            if (IsNoEmbeddingSilo(error)) throw new ShardUnavailableException(shard.GetPrimaryKeyString(), attempts, error);
+            if (!IsTransient(error)) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            lastError = error;
+            lastFailed = true;
         }
     }
 
