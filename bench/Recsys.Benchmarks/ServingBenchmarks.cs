@@ -95,6 +95,8 @@ public class ServingBenchmarks
             if (h.Count > 0) Console.WriteLine($"// stage {Model} {stage}: mean {h.Sum / h.Count * 1e6:F0} us over {h.Count}");
         }
         Console.WriteLine($"// shard calls {Model}: {m.ShardCalls}, bytes sent {m.BytesSent}, received {m.BytesReceived}");
+        var cache = _model.CacheStatsAsync().GetAwaiter().GetResult();
+        Console.WriteLine($"// shards {Model}: {cache.Shards} shards, {cache.Rows} rows, {cache.ResidentRows} resident, cache hits {cache.CacheHits}, misses {cache.CacheMisses}");
         _http.Dispose();
         _whole.Dispose();
         _model.Release();

@@ -195,7 +195,7 @@ public sealed class RankingApiTests(RouterCluster cluster)
     }
 
     [Fact]
-    public async Task Shards_live_on_both_silos_of_the_cluster()
+    public async Task Shards_live_only_on_the_embedding_silos()
     {
         ModelRegistry registry = cluster.Primary.Registry!;
         ServedModel dot = await registry.AcquireAsync("dot", null);
@@ -203,14 +203,19 @@ public sealed class RankingApiTests(RouterCluster cluster)
         {
             ShardStatus[] statuses = await Task.WhenAll(dot.AllShards.Select(s => s.GetStatus()));
             Assert.Equal(20 + 30 + 50, statuses.Sum(s => s.Rows));
+            string frontEnd = SiloOf(cluster.Primary), second = SiloOf(cluster.Secondary), third = SiloOf(cluster.Third);
+            Assert.All(statuses, s => Assert.Contains(s.Silo, new[] { second, third }));
+            Assert.DoesNotContain(statuses, s => s.Silo == frontEnd);
             var management = cluster.Primary.Services.GetRequiredService<IGrainFactory>().GetGrain<IManagementGrain>(0);
-            Assert.Equal(2, (await management.GetHosts(onlyActive: true)).Count);
+            Assert.Equal(3, (await management.GetHosts(onlyActive: true)).Count);
         }
         finally
         {
             dot.Release();
         }
     }
+
+    private static string SiloOf(Hosting.RecsysServer server) => server.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToString();
 
     /// <summary>What `recsys rank` prints for the same model and request.</summary>
     private float[] RecsysRank(string fixture)

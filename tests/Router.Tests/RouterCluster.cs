@@ -7,10 +7,11 @@ using Recsys.Router.Hosting;
 namespace Recsys.Router.Tests;
 
 /// <summary>
-/// A two-silo cluster in this process, shared by every HTTP test: the primary silo runs every role
-/// (Kestrel front end + shards) and a second silo with only the embedding role joins it through
-/// localhost clustering, so shard calls cross a real silo-to-silo connection. Models come from
-/// the PyTorch fixtures, re-declared with 2-3 shards per table.
+/// A three-silo cluster in this process, shared by every HTTP test: the primary silo has only the
+/// frontend role (Kestrel, batcher, dense) and two silos with only the embedding role join it
+/// through localhost clustering. Every shard therefore lives on another silo than the front end,
+/// so every lookup crosses a real silo-to-silo connection. Models come from the PyTorch
+/// fixtures, re-declared with 1-3 shards per table.
 /// </summary>
 public sealed class RouterCluster : IAsyncLifetime
 {
@@ -34,6 +35,7 @@ public sealed class RouterCluster : IAsyncLifetime
 
     public RecsysServer Primary { get; private set; } = null!;
     public RecsysServer Secondary { get; private set; } = null!;
+    public RecsysServer Third { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
     public string ModelsDirectory => Path.Combine(_root, "models");
 
@@ -48,6 +50,7 @@ public sealed class RouterCluster : IAsyncLifetime
         {
             ModelsDirectory = ModelsDirectory,
             DataDirectory = Path.Combine(_root, "data-primary"),
+            Role = SiloRole.Frontend,
             Port = 0,
             SiloPort = primarySilo,
             GatewayPort = primaryGateway,
@@ -59,17 +62,21 @@ public sealed class RouterCluster : IAsyncLifetime
             Batching = new BatchingOptions { MaxBatch = 64, MaxDelay = TimeSpan.FromMilliseconds(1) },
         };
         Primary = await RecsysServer.StartAsync(primary, TextWriter.Null, loadModels: false);
-        Secondary = await RecsysServer.StartAsync(primary with
-        {
-            Role = SiloRole.Embedding,
-            DataDirectory = Path.Combine(_root, "data-secondary"),
-            SiloPort = FreePort(),
-            GatewayPort = FreePort(),
-            PrimarySilo = new IPEndPoint(IPAddress.Loopback, primarySilo),
-        }, TextWriter.Null, loadModels: false);
+        Secondary = await StartEmbeddingSilo(primary, "data-secondary");
+        Third = await StartEmbeddingSilo(primary, "data-third");
         await Primary.LoadModelsAsync();
         Http = new HttpClient { BaseAddress = Primary.Address, Timeout = TimeSpan.FromSeconds(60) };
     }
+
+    private Task<RecsysServer> StartEmbeddingSilo(ServeOptions primary, string data) =>
+        RecsysServer.StartAsync(primary with
+        {
+            Role = SiloRole.Embedding,
+            DataDirectory = Path.Combine(_root, data),
+            SiloPort = FreePort(),
+            GatewayPort = FreePort(),
+            PrimarySilo = new IPEndPoint(IPAddress.Loopback, primary.SiloPort),
+        }, TextWriter.Null, loadModels: false);
 
     /// <summary>Copies a fixture into the repository as models/{fixture}/{version}, with per-table shards and optionally another row format.</summary>
     public void WriteModel(string fixture, string version, int[] shards, string? storage, string? name = null)
@@ -95,6 +102,7 @@ public sealed class RouterCluster : IAsyncLifetime
     public async Task DisposeAsync()
     {
         Http?.Dispose();
+        if (Third is not null) await Third.DisposeAsync();
         if (Secondary is not null) await Secondary.DisposeAsync();
         if (Primary is not null) await Primary.DisposeAsync();
         try

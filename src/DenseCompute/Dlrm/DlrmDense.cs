@@ -14,6 +14,8 @@ public sealed class DlrmDense
     private readonly PackedLinear[] _bottom;
     private readonly PackedLinear[] _top;
     private readonly Interaction _interaction;
+    private readonly int _bottomWidest;
+    private readonly int _topWidest;
 
     private DlrmDense(DlrmSpec spec, PackedLinear[] bottom, PackedLinear[] top)
     {
@@ -21,6 +23,9 @@ public sealed class DlrmDense
         _bottom = bottom;
         _top = top;
         _interaction = new Interaction(spec);
+        // Computed once: the scratch size of every forward pass, which must not allocate.
+        _bottomWidest = bottom.Length == 0 ? 0 : bottom.Max(l => l.OutFeatures);
+        _topWidest = top.Max(l => l.OutFeatures);
     }
 
     public DlrmSpec Spec { get; }
@@ -84,7 +89,7 @@ public sealed class DlrmDense
 
     private void RunMlp(PackedLinear[] layers, ReadOnlySpan<float> input, int batch, Span<float> output)
     {
-        int widest = layers.Max(l => l.OutFeatures);
+        int widest = layers == _bottom ? _bottomWidest : _topWidest;
         float[] a = ArrayPool<float>.Shared.Rent(Math.Max(1, batch * widest));
         float[] b = ArrayPool<float>.Shared.Rent(Math.Max(1, batch * widest));
         try

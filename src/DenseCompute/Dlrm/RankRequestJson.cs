@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Recsys.DenseCompute.Embeddings;
 using Recsys.DenseCompute.Models;
@@ -47,6 +48,20 @@ public sealed class RankRequestJson
         }
     }
 
+    /// <summary>The same for a body still in the segments a pipe delivered it in (no copy into one buffer).</summary>
+    public RankBatch Parse(ReadOnlySequence<byte> utf8, out string? version)
+    {
+        var reader = new Utf8JsonReader(utf8, ReaderOptions);
+        try
+        {
+            return ParseBody(ref reader, out version);
+        }
+        catch (JsonException e)
+        {
+            throw Malformed(e);
+        }
+    }
+
     /// <summary>
     /// Reads only the top-level "version" so a server can pick the model version — and with it
     /// the spec to parse against — before parsing the rest.
@@ -54,6 +69,17 @@ public sealed class RankRequestJson
     public static string? ReadVersion(ReadOnlySpan<byte> utf8)
     {
         var reader = new Utf8JsonReader(utf8, ReaderOptions);
+        return ReadVersion(ref reader);
+    }
+
+    public static string? ReadVersion(ReadOnlySequence<byte> utf8)
+    {
+        var reader = new Utf8JsonReader(utf8, ReaderOptions);
+        return ReadVersion(ref reader);
+    }
+
+    private static string? ReadVersion(ref Utf8JsonReader reader)
+    {
         try
         {
             Expect(ref reader, JsonTokenType.StartObject, "body", "must be a JSON object");
@@ -262,8 +288,11 @@ public sealed class RankRequestJson
         // Through double, as Python and PyTorch convert JSON numbers, so "0.1" becomes the same float32.
         if (reader.TokenType != JsonTokenType.Number) throw new InvalidRequestException(field, "must be a number");
         float f = reader.TryGetDouble(out double d) ? (float)d : float.NaN;
-        return float.IsFinite(f) ? f : throw new InvalidRequestException(field, $"{System.Text.Encoding.UTF8.GetString(reader.ValueSpan)} is not a finite float32");
+        return float.IsFinite(f) ? f : throw new InvalidRequestException(field, $"{RawText(ref reader)} is not a finite float32");
     }
+
+    private static string RawText(ref Utf8JsonReader reader) =>
+        System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan);
 
     private static string ReadVersionValue(ref Utf8JsonReader reader) => reader.TokenType switch
     {

@@ -27,7 +27,9 @@ public sealed record DemoPreset(string Name, int DenseFeatures, int[] BottomMlp,
 /// <summary>
 /// Writes a deterministic synthetic DLRM (model.json + weights.safetensors + sample-request.json)
 /// initialised as the reference DLRM initialises: embeddings U(-1/sqrt(n), 1/sqrt(n)), Linear
-/// weights N(0, sqrt(2/(in+out))), biases N(0, sqrt(1/out)). The same preset, scale and seed
+/// weights N(0, sqrt(2/(in+out))), biases N(0, sqrt(1/out)). n is the preset's full row count
+/// even when --scale shrinks the tables, so a scaled-down model keeps the full model's pooled
+/// magnitudes (and scores) instead of saturating the sigmoid. The same preset, scale and seed
 /// always give the same bytes.
 /// </summary>
 public static class DemoModel
@@ -83,7 +85,7 @@ public static class DemoModel
             {
                 long count = shape.Aggregate(1L, (a, b) => a * b);
                 Func<float> draw = name.StartsWith("emb_l.", StringComparison.Ordinal)
-                    ? Uniform(rng, (float)Math.Sqrt(1.0 / shape[0]))
+                    ? Uniform(rng, (float)Math.Sqrt(1.0 / Math.Max(shape[0], preset.Rows)))
                     : name.EndsWith(".weight", StringComparison.Ordinal)
                         ? Normal(rng, Math.Sqrt(2.0 / (shape[0] + shape[1])))
                         : Normal(rng, Math.Sqrt(1.0 / shape[0]));

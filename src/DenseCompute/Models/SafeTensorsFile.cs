@@ -33,6 +33,9 @@ public sealed record SafeTensorInfo(string Name, SafeTensorDType DType, long[] S
 /// </summary>
 public sealed unsafe class SafeTensorsFile : IDisposable
 {
+    // The reference implementation refuses headers over 100 MB; a bigger length is a corrupt prefix.
+    private const long MaxHeaderBytes = 100_000_000;
+
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private byte* _base;
@@ -66,7 +69,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
             ptr += view.PointerOffset;
             long headerLength = *(long*)ptr;
-            if (headerLength <= 0 || headerLength > size - 8)
+            if (headerLength <= 0 || headerLength > size - 8 || headerLength > MaxHeaderBytes)
             {
                 throw new ModelFileException(path, "header", $"header length {headerLength} does not fit a {size}-byte file (truncated or not safetensors)");
             }
@@ -136,14 +139,18 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         int i = 0;
         foreach (JsonElement d in sh.EnumerateArray())
         {
-            if (!d.TryGetInt64(out long v) || v < 0) throw new ModelFileException(path, field + ".shape", $"dimension {i} is not a non-negative integer");
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0) throw new ModelFileException(path, field + ".shape", $"dimension {i} is not a non-negative integer");
             shape[i++] = v;
         }
         if (!e.TryGetProperty("data_offsets", out JsonElement off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
         {
             throw new ModelFileException(path, field + ".data_offsets", "must be [begin, end]");
         }
-        long begin = off[0].GetInt64(), end = off[1].GetInt64();
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number
+            || !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end))
+        {
+            throw new ModelFileException(path, field + ".data_offsets", "must be two integers [begin, end]");
+        }
         var info = new SafeTensorInfo(name, dtype, shape, dataStart + begin, end - begin);
         if (begin < 0 || end < begin) throw new ModelFileException(path, field + ".data_offsets", $"[{begin}, {end}] is not a valid range");
         if (dataStart + end > fileSize) throw new ModelFileException(path, field + ".data_offsets", $"ends at byte {dataStart + end} but the file has {fileSize} bytes (truncated)");

@@ -5,8 +5,9 @@ namespace Recsys.EmbeddingGrains.Cache;
 
 /// <summary>
 /// A count-min sketch of recent access frequency (TinyLFU's admission filter): four saturating
-/// byte counters per key in one table, halved every 10 x width increments so old popularity fades.
-/// Memory is a few bytes per cached row, independent of the shard's size.
+/// byte counters per key in one table of 8 counters per cached row (wide enough that keys seen once
+/// estimate ~1), all halved every 10 x cache-capacity increments so old popularity fades.
+/// Memory is 8 bytes per cached row, independent of the shard's size.
 /// </summary>
 internal sealed class FrequencySketch
 {
@@ -16,12 +17,12 @@ internal sealed class FrequencySketch
     private readonly int _resetAfter;
     private int _increments;
 
-    public FrequencySketch(long expectedEntries)
+    public FrequencySketch(long cachedEntries)
     {
-        int width = (int)BitOperations.RoundUpToPowerOf2((ulong)Math.Clamp(expectedEntries * 2, 64, 1 << 26));
+        int width = (int)BitOperations.RoundUpToPowerOf2((ulong)Math.Clamp(cachedEntries * 8, 64, 1 << 28));
         _counters = new byte[width];
         _mask = width - 1;
-        _resetAfter = 10 * width;
+        _resetAfter = (int)Math.Min(int.MaxValue / 2, Math.Max(64, cachedEntries * 10));
     }
 
     /// <summary>Counts one access and returns the new estimate.</summary>

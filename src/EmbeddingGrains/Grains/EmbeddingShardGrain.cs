@@ -117,12 +117,16 @@ internal sealed partial class EmbeddingShardGrain(
         return new PooledLookupResult { Bags = bags, Dim = shard.Dim, Pooled = pooled };
     }
 
-    public Task UpsertRows(RowUpsert upsert)
+    /// <summary>Batches above this many rows are written off the scheduler: FASTER may wait for a page flush.</summary>
+    private const int InlineUpsertRows = 256;
+
+    public async Task UpsertRows(RowUpsert upsert)
     {
         ArgumentNullException.ThrowIfNull(upsert);
         if (upsert.Ids is null || upsert.Values is null) throw new ArgumentException("Ids and Values must not be null", nameof(upsert));
-        _shard!.Upsert(upsert.Ids, upsert.Values);
-        return Task.CompletedTask;
+        EmbeddingShard shard = _shard!;
+        if (upsert.Ids.Length <= InlineUpsertRows) shard.Upsert(upsert.Ids, upsert.Values);
+        else await Task.Run(() => shard.Upsert(upsert.Ids, upsert.Values));
     }
 
     public Task<ShardStatus> GetStatus()

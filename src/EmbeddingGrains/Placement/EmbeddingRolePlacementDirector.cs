@@ -14,9 +14,28 @@ public sealed class EmbeddingRolePlacementDirector(ISiloMetadataCache metadata, 
 {
     private readonly bool _localHostsShards = options.Value.HostsShards;
 
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    /// <summary>How long placement waits for silo metadata to arrive (it follows membership by a moment at startup).</summary>
+    private static readonly TimeSpan MetadataWait = TimeSpan.FromSeconds(5);
+
+    public async Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        long deadline = Environment.TickCount64 + (long)MetadataWait.TotalMilliseconds;
+        while (true)
+        {
+            SiloAddress? chosen = Choose(target, context, out int compatible);
+            if (chosen is not null) return chosen;
+            if (Environment.TickCount64 >= deadline)
+            {
+                throw new OrleansException($"No active silo has the '{EmbeddingShardOptions.EmbeddingRole}' role to host {target.GrainIdentity} ({compatible} compatible silos)");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    private SiloAddress? Choose(PlacementTarget target, IPlacementContext context, out int compatibleCount)
     {
         SiloAddress[] compatible = context.GetCompatibleSilos(target);
+        compatibleCount = compatible.Length;
         ulong keyHash = Fnv1a(target.GrainIdentity.ToString());
         SiloAddress? best = null;
         ulong bestScore = 0;
@@ -32,11 +51,7 @@ public sealed class EmbeddingRolePlacementDirector(ISiloMetadataCache metadata, 
                 bestScore = score;
             }
         }
-        if (best is null)
-        {
-            throw new OrleansException($"No active silo has the '{EmbeddingShardOptions.EmbeddingRole}' role to host {target.GrainIdentity} ({compatible.Length} compatible silos)");
-        }
-        return Task.FromResult(best);
+        return best;
     }
 
     private static ulong Fnv1a(string text)

@@ -121,9 +121,10 @@ public sealed class EmbeddingShard : IDisposable
         int length = bags * Dim;
         float[] acc = RentAccumulator(length);
         RowSession session = _store.RentSession();
+        int missing;
         try
         {
-            (int pending, int missing) = IssueReads(session, ids, offsets, weights, acc);
+            (int pending, missing) = IssueReads(session, ids, offsets, weights, acc);
             if (pending > 0)
             {
                 Interlocked.Add(ref _diskReads, pending);
@@ -131,19 +132,24 @@ public sealed class EmbeddingShard : IDisposable
                 await session.Session.CompletePendingAsync().ConfigureAwait(false);
                 missing += session.Functions.TakeMissing();
             }
-            if (missing > 0)
-            {
-                _hot!.AbortFills();
-                throw new InvalidOperationException($"{missing} rows of shard {Shard} are missing from its store {_store.Directory} (the store is incomplete; delete it to reload)");
-            }
-            _hot!.CommitFills();
-            acc.AsSpan(0, length).CopyTo(output);
         }
-        finally
+        catch
         {
-            _store.ReturnSession(session);
-            _accumulators.Add(acc);
+            // Reads may still be in flight into acc and the reserved cache ways: abandon the session
+            // and the accumulator instead of pooling them, and never serve the half-filled ways.
+            _hot!.AbortFills();
+            throw;
         }
+        _store.ReturnSession(session);
+        if (missing > 0)
+        {
+            _hot!.AbortFills();
+            _accumulators.Add(acc);
+            throw new InvalidOperationException($"{missing} rows of shard {Shard} are missing from its store {_store.Directory} (the store is incomplete; delete it to reload)");
+        }
+        _hot!.CommitFills();
+        acc.AsSpan(0, length).CopyTo(output);
+        _accumulators.Add(acc);
     }
 
     /// <summary>Serves hits from the cache and starts FASTER reads for misses; returns how many are pending.</summary>

@@ -27,9 +27,12 @@ internal sealed class ShardStore : IDisposable
         _dim = dim;
         RowBytes = RowLayout.RowBytes(format, dim);
         System.IO.Directory.CreateDirectory(directory);
-        // recoverDevice: the device discovers segment files already on disk, so a store reopened
-        // over an earlier run's log can read records written before the restart.
-        _device = Devices.CreateLogDevice(Path.Combine(directory, "log", "rows.log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
+        // The managed device (what CreateLogDevice picks on Linux) by default opens reads with
+        // O_DIRECT, so every miss would wait for the disk even when the OS has the page cached;
+        // osReadBuffering lets the page cache serve them. recoverDevice: the device discovers the
+        // segment files already on disk, so a store reopened after a restart reads its old records.
+        _device = new ManagedLocalStorageDevice(Path.Combine(directory, "log", "rows.log"), preallocateFile: false, deleteOnClose: false,
+            disableFileBuffering: false, capacity: Devices.CAPACITY_UNSPECIFIED, recoverDevice: true, osReadBuffering: true);
         var settings = new FasterKVSettings<long, SpanByte>(baseDir: null, deleteDirOnDispose: false)
         {
             IndexSize = layout.IndexBytes,

@@ -61,8 +61,10 @@ public sealed class RecsysServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(options.Listen, options.Port);
-            // Our own check answers 413 with a JSON body first; this is the backstop for chunked bodies.
-            k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1;
+            // Our own check answers 413 with a JSON body without reading the body. Kestrel then
+            // drains the unread rest so the client, still sending, receives that answer instead of
+            // a reset; only bodies past this backstop get the connection cut.
+            k.Limits.MaxRequestBodySize = Math.Max(options.MaxBodyBytes * 4, options.MaxBodyBytes + (16L << 20));
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout);
         builder.UseOrleans(silo =>
