@@ -25,8 +25,15 @@ public static class ShardCallRetry
     private static readonly TimeSpan LastBackoff = TimeSpan.FromMilliseconds(200);
     private const int MaxOutstanding = 3;
 
+    // Hedge budget (as in gRPC retry throttling): every first attempt earns HedgeEarn, a hedge costs
+    // HedgeCost, so hedges stay under ~5% of calls. An overloaded cluster, where every call is slow,
+    // runs the budget dry instead of doubling its own load.
+    private const int HedgeEarn = 5, HedgeCost = 100, HedgeBudgetCap = 1000;
+    private static int s_hedgeTokens = HedgeBudgetCap;
+
     public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp)
     {
+        EarnHedge();
         Task<PooledLookupResult> first = shard.Lookup(request);
         try
         {
@@ -67,7 +74,8 @@ public static class ShardCallRetry
                 await Task.Delay(backoff, giveUp).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(LastBackoff.Ticks, backoff.Ticks * 2));
             }
-            if (outstanding.Count < MaxOutstanding)
+            // After a failure a new attempt is always due; while the old one is merely slow, only if the budget allows.
+            if (outstanding.Count == 0 || (outstanding.Count < MaxOutstanding && TrySpendHedge()))
             {
                 outstanding.Add(shard.Lookup(request));
                 attempts++;
@@ -90,6 +98,21 @@ public static class ShardCallRetry
             if (!IsTransient(error)) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
             lastError = error;
             lastFailed = true;
+        }
+    }
+
+    private static void EarnHedge()
+    {
+        if (Volatile.Read(ref s_hedgeTokens) < HedgeBudgetCap) Interlocked.Add(ref s_hedgeTokens, HedgeEarn);
+    }
+
+    private static bool TrySpendHedge()
+    {
+        while (true)
+        {
+            int tokens = Volatile.Read(ref s_hedgeTokens);
+            if (tokens < HedgeCost) return false;
+            if (Interlocked.CompareExchange(ref s_hedgeTokens, tokens - HedgeCost, tokens) == tokens) return true;
         }
     }
 
