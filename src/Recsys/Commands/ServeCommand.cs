@@ -28,7 +28,6 @@ public static class ServeCommand
           --tls-cert FILE         PFX certificate: silo-to-silo and gateway traffic use mutual TLS with it
           --tls-password P        password of the PFX file
           --config FILE           JSON object of these options without "--", e.g. {"role": "embedding", "silo-port": 11112}
-        Precedence: command line > environment (RECSYS_<OPTION>, e.g. RECSYS_CLUSTER, RECSYS_SILO_PORT) > --config file > defaults.
           --embedding-memory SZ   this silo's budget for resident rows, e.g. 512MB, 8GB (512MB)
           --max-batch N           samples per engine pass after dynamic batching (256)
           --max-delay-ms X        how long a batch waits for company (1)
@@ -36,6 +35,7 @@ public static class ServeCommand
           --deadline-ms N         requests not answered by then get 504 (1000)
           --max-body SZ           largest request body (16MB)
           --api-key KEY           enables POST /v1/models/{name}/load with header X-Api-Key
+        Precedence: command line > environment (RECSYS_<OPTION>, e.g. RECSYS_CLUSTER, RECSYS_SILO_PORT) > --config file > defaults.
         """;
 
     private static readonly string[] ValueOptions =
