@@ -45,7 +45,7 @@ public sealed class ServeCommandTests
 
     [Theory]
     [InlineData("--role", "master", "--role")]
-    [InlineData("--cluster", "redis://host:6379", "--cluster")]
+    [InlineData("--cluster", "consul://host:8500", "--cluster")]
     [InlineData("--cluster", "localhost:x", "--cluster")]
     [InlineData("--embedding-memory", "lots", "--embedding-memory")]
     [InlineData("--listen", "example.com", "--listen")]

@@ -16,8 +16,18 @@ public static class ServeCommand
           --listen ADDR           HTTP address (127.0.0.1)
           --role R                all | frontend | embedding (all)
           --cluster C             localhost (this silo is the primary) | localhost:PORT (join the primary silo at PORT)
+                                  | redis://HOST:PORT[?password=P] (membership table in Redis: any number of silos)
+          --cluster-id ID         Orleans cluster id (recsys); silos with the same cluster and service id form one cluster
+          --service-id ID         Orleans service id (recsys)
+          --advertise ADDR        address (or host name) other silos reach this one at (127.0.0.1); silo and gateway listen on it
           --silo-port N           Orleans silo port (11111)
           --gateway-port N        Orleans gateway port (30000)
+          --probe-timeout-ms N    liveness probe timeout (2000)
+          --missed-probes N       missed probes before a silo is voted dead (3)
+          --response-timeout-ms N grain call timeout (30000; ranking requests still end at --deadline-ms)
+          --tls-cert FILE         PFX certificate: silo-to-silo and gateway traffic use mutual TLS with it
+          --tls-password P        password of the PFX file
+          --config FILE           JSON object of these options without "--", e.g. {"role": "embedding", "silo-port": 11112}
           --embedding-memory SZ   this silo's budget for resident rows, e.g. 512MB, 8GB (512MB)
           --max-batch N           samples per engine pass after dynamic batching (256)
           --max-delay-ms X        how long a batch waits for company (1)
@@ -25,11 +35,13 @@ public static class ServeCommand
           --deadline-ms N         requests not answered by then get 504 (1000)
           --max-body SZ           largest request body (16MB)
           --api-key KEY           enables POST /v1/models/{name}/load with header X-Api-Key
+        Precedence: command line > environment (RECSYS_<OPTION>, e.g. RECSYS_CLUSTER, RECSYS_SILO_PORT) > --config file > defaults.
         """;
 
     private static readonly string[] ValueOptions =
         ["models", "data", "port", "listen", "role", "cluster", "silo-port", "gateway-port", "embedding-memory",
-         "max-batch", "max-delay-ms", "queue", "deadline-ms", "max-body", "api-key"];
+         "max-batch", "max-delay-ms", "queue", "deadline-ms", "max-body", "api-key",
+         "cluster-id", "service-id", "advertise", "probe-timeout-ms", "missed-probes", "response-timeout-ms", "tls-cert", "tls-password", "config"];
 
     public static Task<int> RunAsync(string[] args)
     {
@@ -39,7 +51,7 @@ public static class ServeCommand
             return Task.FromResult(0);
         }
         // Parsed before the first await so option errors reach CommandLine's CliException handler.
-        ServeOptions options = Parse(CliOptions.Parse(args, ValueOptions));
+        ServeOptions options = Parse(ServeSettings.Merge(CliOptions.Parse(args, ValueOptions), ValueOptions, Environment.GetEnvironmentVariables()));
         return ServeAsync(options);
     }
 
@@ -48,18 +60,7 @@ public static class ServeCommand
         string role = o.GetChoice("role", "all", ["all", "frontend", "embedding"]);
         string listen = o.Get("listen", "127.0.0.1");
         if (!IPAddress.TryParse(listen, out IPAddress? address)) throw new CliException($"--listen: '{listen}' is not an IP address");
-        string cluster = o.Get("cluster", "localhost");
-        IPEndPoint? primary = null;
-        if (cluster.StartsWith("localhost:", StringComparison.Ordinal))
-        {
-            primary = int.TryParse(cluster["localhost:".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out int p) && p is > 0 and < 65536
-                ? new IPEndPoint(IPAddress.Loopback, p)
-                : throw new CliException($"--cluster: '{cluster}' is not localhost:PORT");
-        }
-        else if (cluster != "localhost")
-        {
-            throw new CliException($"--cluster: '{cluster}' is not supported yet (localhost or localhost:PORT)");
-        }
+        ClusterChoice cluster = ClusterChoice.Parse(o.Get("cluster", "localhost"));
         return new ServeOptions
         {
             ModelsDirectory = o.Get("models", "models"),
@@ -67,7 +68,19 @@ public static class ServeCommand
             Port = o.GetInt("port", 8080, min: 0),
             Listen = address,
             Role = role switch { "frontend" => SiloRole.Frontend, "embedding" => SiloRole.Embedding, _ => SiloRole.All },
-            PrimarySilo = primary,
+            PrimarySilo = cluster.Primary,
+            RedisClustering = cluster.Redis,
+            ClusterId = o.Get("cluster-id", "recsys"),
+            ServiceId = o.Get("service-id", "recsys"),
+            AdvertiseAddress = ServeSettings.ResolveAddress("advertise", o.Get("advertise", "127.0.0.1")),
+            Timing = new ClusterTiming
+            {
+                ProbeTimeout = TimeSpan.FromMilliseconds(o.GetInt("probe-timeout-ms", 2000, min: 50)),
+                MissedProbesLimit = o.GetInt("missed-probes", 3, min: 1),
+                ResponseTimeout = TimeSpan.FromMilliseconds(o.GetInt("response-timeout-ms", 30000, min: 100)),
+            },
+            TlsCertificatePath = o.Get("tls-cert"),
+            TlsCertificatePassword = o.Get("tls-password"),
             SiloPort = o.GetInt("silo-port", 11111, min: 1),
             GatewayPort = o.GetInt("gateway-port", 30000, min: 1),
             EmbeddingMemoryBytes = Size(o, "embedding-memory", 512L << 20),

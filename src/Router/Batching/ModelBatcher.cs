@@ -121,7 +121,8 @@ public sealed class ModelBatcher : IAsyncDisposable
             foreach (PendingRank p in live) metrics.Observe(Stage.Queue, Stopwatch.GetElapsedTime(p.Arrived));
             LookupBatch merged = LookupBatch.Merge(live.Select(p => p.Input).ToList(), _model.Spec.DenseFeatures);
             metrics.CountBatch(merged.Batch);
-            float[] scores = await RankingEngine.RunAsync(_model, merged).ConfigureAwait(false);
+            using var giveUp = new BatchGiveUp(live.Select(p => p.Deadline).ToList());
+            float[] scores = await RankingEngine.RunAsync(_model, merged, giveUp.Token).ConfigureAwait(false);
             int events = _model.Spec.Events, at = 0;
             foreach (PendingRank p in live)
             {

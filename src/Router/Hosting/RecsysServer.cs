@@ -41,7 +41,7 @@ public sealed class RecsysServer : IAsyncDisposable
 
     public ModelRegistry? Registry => _app.Services.GetService<ModelRegistry>();
 
-    public IPEndPoint SiloEndpoint => new(IPAddress.Loopback, Options.SiloPort);
+    public IPEndPoint SiloEndpoint => new(Options.AdvertiseAddress, Options.SiloPort);
 
     /// <summary>Builds and starts the node; with loadModels the front end also loads every model's newest version.</summary>
     public static async Task<RecsysServer> StartAsync(ServeOptions options, TextWriter log, bool loadModels = true, CancellationToken cancel = default)
@@ -69,7 +69,7 @@ public sealed class RecsysServer : IAsyncDisposable
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.ShutdownTimeout);
         builder.UseOrleans(silo =>
         {
-            silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, options.PrimarySilo, options.ServiceId, options.ClusterId);
+            ClusterHosting.Configure(silo, options);
             EmbeddingHosting.AddShards(silo, options, repository);
         });
         builder.Services.AddSingleton(options);

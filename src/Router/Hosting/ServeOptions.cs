@@ -29,6 +29,23 @@ public sealed record ServeOptions
     /// <summary>Localhost clustering: null makes this silo the primary, else the primary's silo endpoint to join.</summary>
     public IPEndPoint? PrimarySilo { get; init; }
 
+    /// <summary>
+    /// StackExchange.Redis configuration ("host:port[,password=...]") of the membership table;
+    /// null keeps localhost clustering (one primary silo, no external store).
+    /// </summary>
+    public string? RedisClustering { get; init; }
+
+    /// <summary>The address other silos and clients reach this silo at; its silo and gateway ports listen on it.</summary>
+    public IPAddress AdvertiseAddress { get; init; } = IPAddress.Loopback;
+
+    /// <summary>How fast a dead silo is found: suspected after MissedProbesLimit probes of ProbeTimeout each go unanswered.</summary>
+    public ClusterTiming Timing { get; init; } = new();
+
+    /// <summary>PFX file of the certificate every silo presents and expects (silo-to-silo and gateway TLS); null = plain TCP.</summary>
+    public string? TlsCertificatePath { get; init; }
+
+    public string? TlsCertificatePassword { get; init; }
+
     public string ClusterId { get; init; } = "recsys";
     public string ServiceId { get; init; } = "recsys";
 
@@ -54,4 +71,27 @@ public sealed record ServeOptions
 
     /// <summary>How long shutdown waits for in-flight requests and shard checkpoints.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Failure-detection and call timeouts of the Orleans cluster.</summary>
+public sealed record ClusterTiming
+{
+    /// <summary>
+    /// One liveness probe; Orleans adapts it between half and four times this. Orleans' default is
+    /// 5 s; 2 s finds a dead silo in ~6 s, and stays clear of false deaths on a starved 2-core host
+    /// (1 s with 2 probes declared a busy survivor dead here: with two silos left one vote is enough).
+    /// </summary>
+    public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Missed probes before a silo votes its peer dead (Orleans' default, 3).</summary>
+    public int MissedProbesLimit { get; init; } = 3;
+
+    /// <summary>How often each silo re-reads the membership table (Orleans' default is 60 s; gossip usually beats it).</summary>
+    public TimeSpan TableRefresh { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// A grain call with no answer fails after this. Kept long: a shard's first call waits for the
+    /// shard to load; ranking requests give up earlier on their own deadline.
+    /// </summary>
+    public TimeSpan ResponseTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

@@ -97,6 +97,11 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
             status = 504;
             await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
         }
+        catch (ShardUnavailableException e)
+        {
+            status = 503;
+            await ApiErrors.WriteAsync(context, status, "shard", e.Message, retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
         catch (BadHttpRequestException e)
         {
             status = e.StatusCode;

@@ -17,8 +17,9 @@ namespace Recsys.Router.Serving;
 /// </summary>
 public static class RankingEngine
 {
+    /// <param name="giveUp">Fires when no request of the batch waits any more; shard calls lost with a silo are retried until then.</param>
     /// <returns>Batch x Events scores, row-major.</returns>
-    public static async Task<float[]> RunAsync(ServedModel model, LookupBatch batch)
+    public static async Task<float[]> RunAsync(ServedModel model, LookupBatch batch, CancellationToken giveUp = default)
     {
         DlrmSpec spec = model.Spec;
         TableSpec[] tables = spec.Tables;
@@ -35,7 +36,7 @@ public static class RankingEngine
             {
                 if (perShard[s] is not { } request) continue;
                 long sent = request.Ids.Length * 8L + request.Offsets.Length * 4L + (request.Weights?.Length ?? 0) * 4L;
-                calls.Add((t, model.Shard(t, s).Lookup(request), sent));
+                calls.Add((t, ShardCallRetry.LookupAsync(model.Shard(t, s), request, giveUp), sent));
             }
         }
 

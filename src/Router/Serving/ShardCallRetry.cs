@@ -1,0 +1,172 @@
+using Recsys.EmbeddingGrains.Contracts;
+
+namespace Recsys.Router.Serving;
+
+/// <summary>
+/// One shard lookup that survives its silo going away. A call that fails because the silo died,
+/// left or refused the message is sent again after a short backoff; a call with no answer after
+/// <see cref="FirstAttemptTimeout"/> (doubling per attempt) gets a second one alongside it (a
+/// hedge: lookups only read, so whichever whole answer comes first is right). That covers
+/// messages stranded on a silo that is shutting down. The grain reference is location-transparent,
+/// so a new attempt reaches wherever Orleans reactivates the shard (it recovers its checkpoint or
+/// reloads its rows there). A request error (ArgumentException) is not retried. Retrying stops
+/// when every request of the batch has given up.
+/// </summary>
+public static class ShardCallRetry
+{
+    /// <summary>Safety net when the caller passes no token: never retry longer than this.</summary>
+    public static readonly TimeSpan MaxRetryTime = TimeSpan.FromSeconds(30);
+
+    /// <summary>Far above a healthy shard call (a few ms) so hedges stay rare under plain load.</summary>
+    public static readonly TimeSpan FirstAttemptTimeout = TimeSpan.FromMilliseconds(250);
+
+    private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan LastBackoff = TimeSpan.FromMilliseconds(200);
+    private const int MaxOutstanding = 3;
+
+    // Hedge budget (as in gRPC retry throttling): every first attempt earns HedgeEarn, a hedge costs
+    // HedgeCost, so hedges stay under ~5% of calls. An overloaded cluster, where every call is slow,
+    // runs the budget dry instead of doubling its own load.
+    private const int HedgeEarn = 5, HedgeCost = 100, HedgeBudgetCap = 1000;
+    private static int s_hedgeTokens = HedgeBudgetCap;
+
+    public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp)
+    {
+        EarnHedge();
+        Task<PooledLookupResult> first = shard.Lookup(request);
+        try
+        {
+            return await first.WaitAsync(FirstAttemptTimeout, giveUp).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!first.IsCompleted)
+        {
+            // No answer yet: keep waiting for it while a hedge goes out.
+        }
+        catch (Exception e) when (IsTransient(e) && !giveUp.IsCancellationRequested)
+        {
+            // Failed where the shard lives: retry below.
+        }
+        catch (Exception e) when (IsNoEmbeddingSilo(e))
+        {
+            throw new ShardUnavailableException(shard.GetPrimaryKeyString(), 1, e);
+        }
+        return await RetryAsync(shard, request, first, giveUp).ConfigureAwait(false);
+    }
+
+    private static async Task<PooledLookupResult> RetryAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, Task<PooledLookupResult> first, CancellationToken giveUp)
+    {
+        long started = Environment.TickCount64;
+        var outstanding = new List<Task<PooledLookupResult>>(MaxOutstanding);
+        if (!first.IsCompleted) outstanding.Add(first);
+        bool lastFailed = first.IsCompleted;
+        TimeSpan backoff = FirstBackoff, wait = FirstAttemptTimeout;
+        Exception? lastError = first.IsFaulted ? first.Exception!.InnerException : null;
+        int attempts = 1;
+        while (true)
+        {
+            if (Environment.TickCount64 - started > MaxRetryTime.TotalMilliseconds)
+            {
+                throw new ShardUnavailableException(shard.GetPrimaryKeyString(), attempts, lastError ?? new TimeoutException("no answer"));
+            }
+            if (lastFailed)
+            {
+                await Task.Delay(backoff, giveUp).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(LastBackoff.Ticks, backoff.Ticks * 2));
+            }
+            // After a failure a new attempt is always due; while the old one is merely slow, only if the budget allows.
+            if (outstanding.Count == 0 || (outstanding.Count < MaxOutstanding && TrySpendHedge()))
+            {
+                outstanding.Add(shard.Lookup(request));
+                attempts++;
+            }
+            wait = TimeSpan.FromTicks(Math.Min(MaxAttemptTimeout.Ticks, wait.Ticks * 2));
+            Task<PooledLookupResult> done;
+            try
+            {
+                done = await Task.WhenAny(outstanding).WaitAsync(wait, giveUp).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                lastFailed = false;
+                continue;
+            }
+            if (done.IsCompletedSuccessfully) return done.Result;
+            outstanding.Remove(done);
+            Exception error = done.Exception?.InnerException ?? new OperationCanceledException("shard call canceled");
+            if (IsNoEmbeddingSilo(error)) throw new ShardUnavailableException(shard.GetPrimaryKeyString(), attempts, error);
+            if (!IsTransient(error)) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+            lastError = error;
+            lastFailed = true;
+        }
+    }
+
+    private static void EarnHedge()
+    {
+        if (Volatile.Read(ref s_hedgeTokens) < HedgeBudgetCap) Interlocked.Add(ref s_hedgeTokens, HedgeEarn);
+    }
+
+    private static bool TrySpendHedge()
+    {
+        while (true)
+        {
+            int tokens = Volatile.Read(ref s_hedgeTokens);
+            if (tokens < HedgeCost) return false;
+            if (Interlocked.CompareExchange(ref s_hedgeTokens, tokens - HedgeCost, tokens) == tokens) return true;
+        }
+    }
+
+    private static bool IsNoEmbeddingSilo(Exception e) => e is OrleansException && e.Message.Contains("No active silo has the", StringComparison.Ordinal);
+
+    /// <summary>Failures of where the shard lives (silo gone, message rejected, no answer), not of what was asked.</summary>
+    public static bool IsTransient(Exception e) => e switch
+    {
+        ArgumentException => false,
+        OrleansMessageRejectionException or SiloUnavailableException or TimeoutException => true,
+        Orleans.Runtime.Messaging.ConnectionFailedException => true,
+        // No embedding silo at all: waiting out the deadline would only turn a clear 503 into a 504.
+        OrleansException oe when oe.Message.Contains("No active silo has the", StringComparison.Ordinal) => false,
+        // Placement and activation failures while membership settles.
+        OrleansException => true,
+        // A shard that was deactivating when the call arrived, or activated on a silo that is stopping.
+        InvalidOperationException ioe when ioe.Message.Contains("must not activate", StringComparison.Ordinal) => true,
+        AggregateException { InnerExceptions.Count: 1 } a => IsTransient(a.InnerExceptions[0]),
+        _ => false,
+    };
+}
+
+/// <summary>A shard could not be reached before the batch's requests gave up: the HTTP layer answers 503.</summary>
+public sealed class ShardUnavailableException(string shard, int attempts, Exception inner)
+    : Exception($"embedding shard {shard} unavailable after {attempts} attempt(s): {inner.GetType().Name}: {inner.Message}", inner)
+{
+    public string Shard { get; } = shard;
+}
+
+/// <summary>Cancels once every request of a merged batch has given up (deadline or client gone): nobody waits for the retries any more.</summary>
+public sealed class BatchGiveUp : IDisposable
+{
+    private readonly CancellationTokenSource _source = new();
+    private readonly List<CancellationTokenRegistration> _registrations;
+    private int _waiting;
+
+    public BatchGiveUp(IReadOnlyCollection<CancellationToken> requestDeadlines)
+    {
+        ArgumentNullException.ThrowIfNull(requestDeadlines);
+        _waiting = requestDeadlines.Count;
+        _registrations = new List<CancellationTokenRegistration>(requestDeadlines.Count);
+        foreach (CancellationToken deadline in requestDeadlines) _registrations.Add(deadline.Register(OneGaveUp));
+    }
+
+    public CancellationToken Token => _source.Token;
+
+    private void OneGaveUp()
+    {
+        if (Interlocked.Decrement(ref _waiting) == 0) _source.Cancel();
+    }
+
+    public void Dispose()
+    {
+        foreach (CancellationTokenRegistration r in _registrations) r.Dispose();
+        _source.Dispose();
+    }
+}

@@ -1,0 +1,271 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+using Recsys.EmbeddingGrains.Contracts;
+using Xunit.Abstractions;
+
+namespace Recsys.Cluster.Tests;
+
+/// <summary>
+/// A real cluster of separate processes on loopback: redis-server (membership), N embedding silos
+/// and one front end, each `dotnet recsys.dll serve` with its own ports and a shared models and
+/// data directory. The test process also joins as an Orleans client to ask shards where they live.
+/// Dispose kills whatever still runs and prints every process's last lines.
+/// </summary>
+public sealed class LoopbackCluster : IAsyncDisposable
+{
+    public const string Model = "dot";
+
+    /// <summary>The dot fixture re-declared with this many shards per table, so both embedding silos get several.</summary>
+    public const int ShardsPerTable = 6;
+
+    private readonly ITestOutputHelper _log;
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-cluster-tests-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly List<SiloProcess> _processes = [];
+    private IHost? _clientHost;
+
+    private LoopbackCluster(ITestOutputHelper log) => _log = log;
+
+    public string ModelsDirectory => Path.Combine(_root, "models");
+    public string DataDirectory => Path.Combine(_root, "data");
+    public string ModelDirectory => Path.Combine(ModelsDirectory, Model, "1");
+    public string ClusterId { get; } = "cluster-tests-" + Guid.NewGuid().ToString("N")[..6];
+    public int RedisPort { get; private set; }
+    public List<SiloProcess> Embedding { get; } = [];
+    public SiloProcess Frontend { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+    public IClusterClient Client => _clientHost!.Services.GetRequiredService<IClusterClient>();
+
+    public static async Task<LoopbackCluster> StartAsync(ITestOutputHelper log, int embeddingSilos = 2, params string[] extraServeArgs)
+    {
+        var cluster = new LoopbackCluster(log);
+        try
+        {
+            await cluster.StartProcessesAsync(embeddingSilos, extraServeArgs);
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+        return cluster;
+    }
+
+    private async Task StartProcessesAsync(int embeddingSilos, string[] extra)
+    {
+        WriteModel();
+        RedisPort = FreePort();
+        SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]));
+        await WaitForTcpAsync(redis, RedisPort, TimeSpan.FromSeconds(20));
+
+        (string dotnet, string dll) = RecsysBinary.Locate();
+        string[] common = ["--cluster", $"redis://127.0.0.1:{RedisPort}", "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory];
+        for (int i = 0; i < embeddingSilos; i++)
+        {
+            int http = FreePort(), silo = FreePort(), gateway = FreePort();
+            Embedding.Add(Track(SiloProcess.Start($"embedding-{i}", dotnet,
+                [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo)));
+        }
+        foreach (SiloProcess e in Embedding) await WaitForHttpAsync(e, "/v2/health/live", TimeSpan.FromSeconds(120));
+
+        int feHttp = FreePort(), feSilo = FreePort(), feGateway = FreePort();
+        Frontend = Track(SiloProcess.Start("frontend", dotnet,
+            [dll, "serve", "--role", "frontend", .. common, "--port", $"{feHttp}", "--silo-port", $"{feSilo}", "--gateway-port", $"{feGateway}", .. extra], feHttp, feSilo));
+        await WaitForHttpAsync(Frontend, "/v2/health/ready", TimeSpan.FromSeconds(180));
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{feHttp}/"), Timeout = TimeSpan.FromSeconds(30) };
+
+        _clientHost = new HostBuilder()
+            .UseOrleansClient(client =>
+            {
+                client.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = ClusterId;
+                    o.ServiceId = "recsys";
+                });
+                client.UseRedisClustering($"127.0.0.1:{RedisPort}");
+            })
+            .Build();
+        await _clientHost.StartAsync();
+    }
+
+    private SiloProcess Track(SiloProcess process)
+    {
+        _processes.Add(process);
+        return process;
+    }
+
+    /// <summary>The fixture's model with <see cref="ShardsPerTable"/> shards per table.</summary>
+    private void WriteModel()
+    {
+        string source = Path.Combine(AppContext.BaseDirectory, "fixtures", "dlrm", Model);
+        Directory.CreateDirectory(ModelDirectory);
+        var spec = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!.AsObject();
+        foreach (JsonNode? table in spec["tables"]!.AsArray()) table!["shards"] = ShardsPerTable;
+        File.WriteAllText(Path.Combine(ModelDirectory, "model.json"), spec.ToJsonString());
+        File.Copy(Path.Combine(source, "weights.safetensors"), Path.Combine(ModelDirectory, "weights.safetensors"));
+    }
+
+    /// <summary>
+    /// Sends every request once until each has succeeded: the first requests of a fresh process pay
+    /// for JIT, connections and shard activation and may outlast the deadline; the loads measure
+    /// failures, not cold starts.
+    /// </summary>
+    public async Task WarmUpAsync(ScoredRequest[] requests)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        foreach (ScoredRequest request in requests)
+        {
+            while (true)
+            {
+                RankOutcome o = await RankLoad.RankOnceAsync(Http, request, 0, clock);
+                if (o.Status == HttpStatusCode.OK) break;
+                if (clock.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"warm-up: no success within 60 s: {RankLoad.Describe(o)}");
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    /// <summary>Where every shard of the model is active now, by shard key, as the silo's "ip:port:generation".</summary>
+    public async Task<Dictionary<string, ShardStatus>> ShardStatusAsync()
+    {
+        var spec = JsonNode.Parse(File.ReadAllText(Path.Combine(ModelDirectory, "model.json")))!;
+        var keys = spec["tables"]!.AsArray()
+            .SelectMany(t => Enumerable.Range(0, ShardsPerTable).Select(s => ShardKey.Format(Model, "1", t!["name"]!.GetValue<string>(), s)))
+            .ToList();
+        ShardStatus[] all = await Task.WhenAll(keys.Select(k => Client.GetGrain<IEmbeddingShardGrain>(k).GetStatus()));
+        return keys.Zip(all).ToDictionary(p => p.First, p => p.Second);
+    }
+
+    /// <summary>The embedding process whose silo port appears in a status' silo address.</summary>
+    public SiloProcess? HostOf(ShardStatus status) =>
+        _processes.FirstOrDefault(p => p.SiloPort != 0 && status.Silo.Contains($":{p.SiloPort}:", StringComparison.Ordinal));
+
+    private async Task WaitForHttpAsync(SiloProcess process, string path, TimeSpan timeout)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var started = DateTime.UtcNow;
+        while (DateTime.UtcNow - started < timeout)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"{process.Name} exited with code {process.ExitCode} before {path} answered:\n{process.OutputTail()}");
+            try
+            {
+                using HttpResponseMessage r = await http.GetAsync(new Uri($"http://127.0.0.1:{process.HttpPort}{path}"));
+                if (r.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            catch (TaskCanceledException)
+            {
+                // Busy starting.
+            }
+            await Task.Delay(250);
+        }
+        throw new TimeoutException($"{process.Name} did not answer {path} within {timeout.TotalSeconds:0} s:\n{process.OutputTail()}");
+    }
+
+    private static async Task WaitForTcpAsync(SiloProcess process, int port, TimeSpan timeout)
+    {
+        var started = DateTime.UtcNow;
+        while (DateTime.UtcNow - started < timeout)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"{process.Name} exited with code {process.ExitCode}:\n{process.OutputTail()}");
+            try
+            {
+                using var tcp = new TcpClient();
+                await tcp.ConnectAsync(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(100);
+            }
+        }
+        throw new TimeoutException($"{process.Name} did not listen on {port} within {timeout.TotalSeconds:0} s");
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http?.Dispose();
+        if (_clientHost is not null)
+        {
+            try
+            {
+                await _clientHost.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or OrleansException)
+            {
+                // The cluster may already be half gone.
+            }
+            _clientHost.Dispose();
+        }
+        // Front end first so it does not spend its last seconds retrying dead shards.
+        foreach (SiloProcess p in Enumerable.Reverse(_processes))
+        {
+            _log.WriteLine($"--- {p.Name} (pid {p.Pid}) last lines:\n{p.OutputTail(15)}");
+            p.Dispose();
+        }
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file handle may linger for a moment; the temp folder is harmless.
+        }
+    }
+}
+
+/// <summary>redis-server for the membership table; CI sets RECSYS_REQUIRE_REDIS=1 so a missing one fails rather than skips.</summary>
+public static class Redis
+{
+    public const string ServerPath = "/usr/bin/redis-server";
+
+    public static bool Installed => File.Exists(ServerPath);
+
+    public static bool Required => Environment.GetEnvironmentVariable("RECSYS_REQUIRE_REDIS") == "1";
+}
+
+/// <summary>A [Fact] that skips, with the reason, when redis-server is missing and CI did not demand it.</summary>
+public sealed class RedisFactAttribute : FactAttribute
+{
+    public RedisFactAttribute()
+    {
+        if (!Redis.Installed && !Redis.Required)
+        {
+            Skip = $"{Redis.ServerPath} not found: install redis-server to run the cluster tests (set RECSYS_REQUIRE_REDIS=1 to make this a failure)";
+        }
+    }
+}
+
+/// <summary>The built `recsys` CLI: copied next to the tests (a project reference), else under src/Recsys/bin.</summary>
+public static class RecsysBinary
+{
+    public static (string Dotnet, string Dll) Locate()
+    {
+        if (!Redis.Installed) throw new InvalidOperationException($"RECSYS_REQUIRE_REDIS=1 but {Redis.ServerPath} does not exist: install redis-server");
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        string local = Path.Combine(AppContext.BaseDirectory, "recsys.dll");
+        if (File.Exists(local) && File.Exists(Path.Combine(AppContext.BaseDirectory, "recsys.runtimeconfig.json"))) return (dotnet, local);
+        for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            foreach (string config in new[] { "Release", "Debug" })
+            {
+                string candidate = Path.Combine(dir.FullName, "src", "Recsys", "bin", config, "net10.0", "recsys.dll");
+                if (File.Exists(candidate)) return (dotnet, candidate);
+            }
+        }
+        throw new FileNotFoundException($"recsys.dll not found next to the tests ({AppContext.BaseDirectory}) nor under src/Recsys/bin: build src/Recsys first");
+    }
+}
