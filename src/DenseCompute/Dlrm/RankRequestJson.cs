@@ -38,20 +38,19 @@ public sealed class RankRequestJson
     public RankBatch Parse(ReadOnlySpan<byte> utf8, out string? version)
     {
         var reader = new Utf8JsonReader(utf8, ReaderOptions);
-        try
-        {
-            return ParseBody(ref reader, out version);
-        }
-        catch (JsonException e)
-        {
-            throw Malformed(e);
-        }
+        return ParseReader(ref reader, out version);
     }
 
     /// <summary>The same for a body still in the segments a pipe delivered it in (no copy into one buffer).</summary>
     public RankBatch Parse(ReadOnlySequence<byte> utf8, out string? version)
     {
         var reader = new Utf8JsonReader(utf8, ReaderOptions);
+        return ParseReader(ref reader, out version);
+    }
+
+    /// <summary>Both body shapes end here, so a reader error becomes the same 400 naming the position.</summary>
+    private RankBatch ParseReader(ref Utf8JsonReader reader, out string? version)
+    {
         try
         {
             return ParseBody(ref reader, out version);
