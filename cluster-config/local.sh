@@ -73,24 +73,19 @@ up() {
 
   local cluster="redis://127.0.0.1:$redis_port" k=0
   common=(--cluster "$cluster" --cluster-id "local-$redis_port" --models "$models" --data "$run/data")
-  for ((j = 0; j < embedding; j++)); do
-    local http=$((port_base + 100 + j))
-    $recsys serve --role embedding "${common[@]}" --port "$http" --silo-port $((11111 + k)) --gateway-port $((30000 + k)) "${extra[@]}" \
-      >"$run/embedding-$j.log" 2>&1 &
-    echo "embedding-$j $! $http" >> "$run/pids"
+  # start_silo ROLE INDEX HTTP: the k-th silo of the cluster takes silo port 11111+k and gateway 30000+k.
+  start_silo() {
+    $recsys serve --role "$1" "${common[@]}" --port "$3" --silo-port $((11111 + k)) --gateway-port $((30000 + k)) "${extra[@]}" \
+      >"$run/$1-$2.log" 2>&1 &
+    echo "$1-$2 $! $3" >> "$run/pids"
     k=$((k + 1))
-  done
+  }
+  for ((j = 0; j < embedding; j++)); do start_silo embedding "$j" $((port_base + 100 + j)); done
   while read -r name pid http; do
     [[ "$name" == embedding-* ]] && wait_http "http://127.0.0.1:$http/v2/health/live" "$pid" 120 "$name"
   done < "$run/pids"
 
-  for ((f = 0; f < frontend; f++)); do
-    local http=$((port_base + f))
-    $recsys serve --role frontend "${common[@]}" --port "$http" --silo-port $((11111 + k)) --gateway-port $((30000 + k)) "${extra[@]}" \
-      >"$run/frontend-$f.log" 2>&1 &
-    echo "frontend-$f $! $http" >> "$run/pids"
-    k=$((k + 1))
-  done
+  for ((f = 0; f < frontend; f++)); do start_silo frontend "$f" $((port_base + f)); done
   while read -r name pid http; do
     [[ "$name" == frontend-* ]] && wait_http "http://127.0.0.1:$http/v2/health/ready" "$pid" 600 "$name"
   done < "$run/pids"
