@@ -11,6 +11,8 @@ using Recsys.EmbeddingGrains.Loading;
 using Recsys.Router.Http;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
+using Recsys.Router.Scheduling;
+using Recsys.Router.Workloads;
 
 namespace Recsys.Router.Hosting;
 
@@ -40,6 +42,9 @@ public sealed class RecsysServer : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     public ModelRegistry? Registry => _app.Services.GetService<ModelRegistry>();
+
+    /// <summary>The vision and translation models (every kind but DLRM) on a front end.</summary>
+    public WorkloadRegistry? Workloads => _app.Services.GetService<WorkloadRegistry>();
 
     public IPEndPoint SiloEndpoint => new(Options.AdvertiseAddress, Options.SiloPort);
 
@@ -78,6 +83,9 @@ public sealed class RecsysServer : IAsyncDisposable
         {
             builder.Services.AddSingleton(sp => new ModelRegistry(repository, sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ServingMetrics>(), options.Batching));
             builder.Services.AddSingleton<RankHandler>();
+            builder.Services.AddSingleton(repository);
+            builder.Services.AddSingleton(_ => new ComputeScheduler(options.ComputeWorkers));
+            WorkloadKinds.Add(builder.Services);
         }
 
         WebApplication app = builder.Build();
@@ -95,7 +103,7 @@ public sealed class RecsysServer : IAsyncDisposable
     public async Task LoadModelsAsync(CancellationToken cancel = default)
     {
         ModelRegistry registry = Registry ?? throw new InvalidOperationException("this node has no front end role");
-        foreach (string name in registry.Repository.ModelNames())
+        foreach (string name in registry.ModelNames())
         {
             var progress = new LoadProgressPrinter(_log, name);
             using var polling = new CancellationTokenSource();
@@ -111,6 +119,12 @@ public sealed class RecsysServer : IAsyncDisposable
                 await poll.ConfigureAwait(false);
             }
             progress.Finish(model.Version);
+        }
+        if (Workloads is not { } workloads) return;
+        foreach (string name in workloads.ModelNames())
+        {
+            IServedWorkload loaded = await workloads.LoadNewestAsync(name, cancel).ConfigureAwait(false);
+            _log.WriteLine($"{name}: version {loaded.Version} ({loaded.Kind}) loaded");
         }
     }
 
@@ -152,6 +166,10 @@ public sealed class RecsysServer : IAsyncDisposable
                     lines.Add($"    curl -s -H 'Content-Type: application/json' --data-binary @{sample} {Address}v1/models/{m.Name}/rank");
                 }
             }
+        }
+        if (Workloads is { } workloads)
+        {
+            foreach (IServedWorkload w in workloads.Current) lines.Add($"  model {w.Name} version {w.Version}: {w.Kind} (KServe v2: {Address}v2/models/{w.Name})");
         }
         lines.Add($"  metrics: curl -s {Address}metrics");
         return string.Join(Environment.NewLine, lines);

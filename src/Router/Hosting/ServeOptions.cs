@@ -54,6 +54,9 @@ public sealed record ServeOptions
 
     public BatchingOptions Batching { get; init; } = new();
 
+    /// <summary>Threads of the compute scheduler that runs vision and translation work (0: one per core).</summary>
+    public int ComputeWorkers { get; init; }
+
     /// <summary>A request not answered by then gets 504 and its work is dropped.</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromSeconds(1);
 

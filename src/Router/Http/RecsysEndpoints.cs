@@ -9,6 +9,7 @@ using Recsys.DenseCompute.Models;
 using Recsys.Router.Hosting;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
+using Recsys.Router.Workloads;
 
 namespace Recsys.Router.Http;
 
@@ -32,31 +33,52 @@ public static class RecsysEndpoints
     {
         app.MapPost("/v1/models/{name}/rank", (HttpContext context, string name, RankHandler handler) => handler.RankAsync(context, name));
         app.MapPost("/v1/models/{name}/load", LoadAsync);
-        app.MapGet("/v1/models", (ModelRegistry registry) =>
+        app.MapGet("/v1/models", (ModelRegistry registry, WorkloadRegistry workloads) =>
         {
             var models = new JsonArray();
-            foreach (ServedModel m in registry.Current)
-            {
-                models.Add(new JsonObject
-                {
-                    ["name"] = m.Name,
-                    ["version"] = m.Version,
-                    ["versions"] = new JsonArray(registry.Repository.Versions(m.Name).Select(v => (JsonNode)v!).ToArray()),
-                });
-            }
+            foreach (ServedModel m in registry.Current) models.Add(ListEntry(registry.Repository, m.Name, m.Version, ModelKinds.Dlrm));
+            foreach (IServedWorkload w in workloads.Current) models.Add(ListEntry(registry.Repository, w.Name, w.Version, w.Kind));
             return Json(new JsonObject { ["models"] = models });
         });
 
-        app.MapGet("/v2/health/ready", (ModelRegistry registry) =>
-            registry.IsReady ? Json(new JsonObject { ["ready"] = true }) : Json(new JsonObject { ["ready"] = false }, 503));
-        app.MapGet("/v2/models/{name}", (string name, ModelRegistry registry) => Metadata(name, registry));
-        app.MapGet("/v2/models/{name}/versions/{version}", (string name, string version, ModelRegistry registry) => Metadata(name, registry, version));
-        app.MapGet("/v2/models/{name}/ready", (string name, ModelRegistry registry) =>
-            registry.Current.Any(m => m.Name == name)
+        app.MapGet("/v2/health/ready", (ModelRegistry registry, WorkloadRegistry workloads) =>
+            registry.IsReady && workloads.IsReady ? Json(new JsonObject { ["ready"] = true }) : Json(new JsonObject { ["ready"] = false }, 503));
+        app.MapGet("/v2/models/{name}", (string name, ModelRegistry registry, WorkloadRegistry workloads) =>
+            workloads.TryGet(name, out IServedWorkload w) ? WorkloadMetadata(w, registry.Repository) : Metadata(name, registry));
+        app.MapGet("/v2/models/{name}/versions/{version}", (string name, string version, ModelRegistry registry, WorkloadRegistry workloads) =>
+            workloads.TryGet(name, out IServedWorkload w) ? WorkloadMetadata(w, registry.Repository, version) : Metadata(name, registry, version));
+        app.MapGet("/v2/models/{name}/ready", (string name, ModelRegistry registry, WorkloadRegistry workloads) =>
+            registry.Current.Any(m => m.Name == name) || workloads.TryGet(name, out _)
                 ? Json(new JsonObject { ["name"] = name, ["ready"] = true })
                 : Error(404, "name", $"model '{name}' is not served"));
-        app.MapPost("/v2/models/{name}/infer", (HttpContext context, string name, RankHandler handler) => handler.InferAsync(context, name, null));
-        app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, RankHandler handler) => handler.InferAsync(context, name, version));
+        app.MapPost("/v2/models/{name}/infer", (HttpContext context, string name, RankHandler handler, WorkloadRegistry workloads) =>
+            workloads.TryGet(name, out IServedWorkload w) ? w.InferAsync(context) : handler.InferAsync(context, name, null));
+        app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, RankHandler handler, WorkloadRegistry workloads) =>
+            workloads.TryGet(name, out IServedWorkload w) ? WorkloadInferAsync(context, w, version) : handler.InferAsync(context, name, version));
+    }
+
+    private static JsonObject ListEntry(ModelRepository repository, string name, string version, string kind) => new()
+    {
+        ["name"] = name,
+        ["version"] = version,
+        ["kind"] = kind,
+        ["versions"] = new JsonArray(repository.Versions(name).Select(v => (JsonNode)v!).ToArray()),
+    };
+
+    /// <summary>Workloads serve only their newest version: a pinned older one is refused by name.</summary>
+    private static Task WorkloadInferAsync(HttpContext context, IServedWorkload model, string version) =>
+        version == model.Version
+            ? model.InferAsync(context)
+            : ApiErrors.WriteAsync(context, 404, "version", $"model '{model.Name}' serves version {model.Version} only, not '{version}'");
+
+    private static IResult WorkloadMetadata(IServedWorkload model, ModelRepository repository, string? version = null)
+    {
+        if (version is not null && version != model.Version) return Error(404, "version", $"model '{model.Name}' serves version {model.Version} only, not '{version}'");
+        JsonObject metadata = model.Metadata();
+        metadata["name"] = model.Name;
+        metadata["versions"] = new JsonArray(repository.Versions(model.Name).Select(v => (JsonNode)v!).ToArray());
+        metadata["kind"] = model.Kind;
+        return Json(metadata);
     }
 
     private static async Task<IResult> LoadAsync(HttpContext context, string name, ModelRegistry registry, ServeOptions options)
@@ -70,6 +92,20 @@ public static class RecsysEndpoints
         if (!ModelRepository.IsSafeName(name) || registry.Repository.NewestVersion(name) is null)
         {
             return Error(404, "name", $"model '{name}' has no version under {registry.Repository.Root}");
+        }
+        if (!ModelKinds.IsDlrm(registry.Repository, name))
+        {
+            WorkloadRegistry workloads = context.RequestServices.GetRequiredService<WorkloadRegistry>();
+            string? before = workloads.TryGet(name, out IServedWorkload current) ? current.Version : null;
+            try
+            {
+                IServedWorkload loaded = await workloads.LoadNewestAsync(name, context.RequestAborted).ConfigureAwait(false);
+                return Json(new JsonObject { ["model"] = name, ["version"] = loaded.Version, ["previous"] = before });
+            }
+            catch (ModelFileException e)
+            {
+                return Error(422, e.Field, e.Message);
+            }
         }
         string? previous = registry.Current.FirstOrDefault(m => m.Name == name)?.Version;
         try

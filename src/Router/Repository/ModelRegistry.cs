@@ -3,6 +3,7 @@ using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Models;
 using Recsys.Router.Batching;
 using Recsys.Router.Metrics;
+using Recsys.Router.Workloads;
 
 namespace Recsys.Router.Repository;
 
@@ -36,8 +37,11 @@ public sealed class ModelRegistry : IAsyncDisposable
 
     public ModelRepository Repository => _repository;
 
-    /// <summary>True when every model on disk has a current version loaded.</summary>
-    public bool IsReady => _repository.ModelNames().All(m => _models.TryGetValue(m, out ModelEntry? e) && e.Current is not null);
+    /// <summary>The ranking models on disk: those whose newest version is a DLRM (other kinds are served by <see cref="WorkloadRegistry"/>).</summary>
+    public IReadOnlyList<string> ModelNames() => [.. _repository.ModelNames().Where(n => ModelKinds.IsDlrm(_repository, n))];
+
+    /// <summary>True when every ranking model on disk has a current version loaded.</summary>
+    public bool IsReady => ModelNames().All(m => _models.TryGetValue(m, out ModelEntry? e) && e.Current is not null);
 
     public bool IsServed(string name) => _models.ContainsKey(name);
 
