@@ -19,6 +19,7 @@ public static class CommandLine
                 case "rank": return Commands.RankCommand.RunAsync(args[1..]);
                 case "serve": return Commands.ServeCommand.RunAsync(args[1..]);
                 case "bench": return Commands.BenchCommand.RunAsync(args[1..]);
+                case "accuracy": return Commands.AccuracyCommand.RunAsync(args[1..]);
                 default:
                     Console.Error.WriteLine($"recsys: unknown command '{args[0]}'\n\n{Usage}");
                     return Task.FromResult(2);
@@ -39,6 +40,7 @@ public static class CommandLine
           demo-model    write a deterministic synthetic DLRM into a model repository
           rank          score a ranking request body offline
           bench         drive a running cluster (load, capacity, bandwidth)
+          accuracy      AUC and normalized entropy of a model at several precisions
         """;
 }
 

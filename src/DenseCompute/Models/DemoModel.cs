@@ -162,20 +162,4 @@ public static class DemoModel
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
         return (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
     };
-
-    /// <summary>SplitMix64: tiny, fast and identical on every runtime, unlike System.Random's seeded stream guarantees.</summary>
-    private sealed class SplitMix(ulong seed)
-    {
-        private ulong _state = seed;
-
-        public ulong Next()
-        {
-            ulong z = _state += 0x9E3779B97F4A7C15UL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-            return z ^ (z >> 31);
-        }
-
-        public double NextDouble() => (Next() >> 11) * (1.0 / (1UL << 53));
-    }
 }

@@ -1,0 +1,26 @@
+using Recsys.DenseCompute.Embeddings;
+using Recsys.DenseCompute.Models;
+
+namespace Recsys.DenseCompute.Accuracy;
+
+/// <summary>
+/// A named precision setting applied to a model's spec before loading: the weights on disk stay
+/// fp32 and are re-encoded at load, so every variant starts from the same numbers.
+/// </summary>
+public sealed record PrecisionVariant(string Name, string Description, Func<DlrmSpec, DlrmSpec> Apply)
+{
+    public static readonly PrecisionVariant[] All =
+    [
+        new("fp32", "as stored in model.json", s => s),
+        Rows(RowFormat.Fp16, "rows-fp16", "every table fp16"),
+        Rows(RowFormat.Int8, "rows-int8", "every table FBGEMM row-wise int8"),
+        Rows(RowFormat.Int4, "rows-int4", "every table FBGEMM row-wise int4"),
+    ];
+
+    public static PrecisionVariant Find(string name) =>
+        All.FirstOrDefault(v => v.Name == name)
+        ?? throw new ArgumentException($"unknown precision variant '{name}' (one of {string.Join(", ", All.Select(v => v.Name))})", nameof(name));
+
+    private static PrecisionVariant Rows(RowFormat format, string name, string description) =>
+        new(name, description, s => s with { Tables = [.. s.Tables.Select(t => t with { Storage = format })] });
+}
