@@ -55,8 +55,8 @@ public sealed class BenchTarget : IDisposable
         return new BenchTarget(baseUri, model, new HttpClient(handler) { Timeout = timeout });
     }
 
-    /// <summary>The request shape from the server's KServe metadata; row counts and pooling factors come from the caller.</summary>
-    public async Task<WorkloadShape> ShapeFromServerAsync(long rows, int lookups, CancellationToken cancel)
+    /// <summary>The request shape from the server's KServe metadata; rows and lookups given here override the server's.</summary>
+    public async Task<WorkloadShape> ShapeFromServerAsync(long? rows, int? lookups, CancellationToken cancel)
     {
         using HttpResponseMessage response = await Http.GetAsync(MetadataEndpoint, cancel).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)

@@ -153,14 +153,14 @@ public static class AccuracyCommand
         bool md = options.Has("md");
         stdout.WriteLine(md ? $"**{name}/{version}**, {source}, base rate {data.BaseRate:F3}" : $"{name}/{version}: {source}, base rate {data.BaseRate:F3}");
         stdout.WriteLine();
-        string[] header = ["variant", "AUC", "log loss", "NE", "NE change vs fp32", "max |p - p_fp32|"];
+        string[] header = ["variant", "AUC", "log loss", "NE", "NE change vs fp32", "max abs change of p"];
         var rows = results.Select(r => new[]
         {
             r.Variant,
             r.Auc.ToString("F5", CultureInfo.InvariantCulture),
             r.LogLoss.ToString("F5", CultureInfo.InvariantCulture),
             r.NormalizedEntropy.ToString("F5", CultureInfo.InvariantCulture),
-            r == baseline ? "-" : r.NeChangePercent(baseline).ToString("+0.0000;-0.0000", CultureInfo.InvariantCulture) + "%",
+            r == baseline ? "-" : SignedPercent(r.NeChangePercent(baseline)),
             r == baseline ? "-" : r.MaxAbsDelta.ToString("E2", CultureInfo.InvariantCulture),
         }).ToList();
         if (md)
@@ -173,5 +173,11 @@ public static class AccuracyCommand
         int[] widths = [.. header.Select((h, i) => Math.Max(h.Length, rows.Max(r => r[i].Length)))];
         stdout.WriteLine(string.Join("  ", header.Select((h, i) => h.PadRight(widths[i]))));
         foreach (string[] row in rows) stdout.WriteLine(string.Join("  ", row.Select((c, i) => c.PadRight(widths[i]))));
+    }
+
+    private static string SignedPercent(double value)
+    {
+        string text = value.ToString("0.0000", CultureInfo.InvariantCulture);
+        return (text.StartsWith('-') ? text : "+" + text) + "%";
     }
 }

@@ -23,12 +23,13 @@ public static class BenchCommand
           capacity    highest QPS whose p99 stays within --sla-ms (ramp x2, then bisect)
           bandwidth   lookup-heavy traffic (--lookups per bag); embedding rows/s, GB/s pooled, lookup bytes on the wire
           offline     the engine in this process, no network: the same batch scored back to back on --threads cores
+          memory      fills the embedding silos one demo model at a time; rows per GB, cache hit rate, p99 as rows move to disk
 
         network modes (load, capacity, bandwidth):
           --url URL             server base URL (http://127.0.0.1:8080); loopback only unless --allow-remote
           --model NAME          served model (required)
-          --models DIR          model repository to read table rows and lookups from (else ./models, else --rows)
-          --rows N              rows per table when no repository is readable (ids are drawn below it)
+          --models DIR          model repository to read table rows and lookups from (else ./models, else the server's metadata)
+          --rows N              rows per table, overriding what the repository or server says (ids are drawn below it)
           --lookups N           ids per bag for every table (default: the model's "lookups"; bandwidth: 64)
           --qps N               target rate (load 100, bandwidth 20; bandwidth also takes a list 10,20,40)
           --arrivals A          poisson | fixed (poisson)
@@ -52,6 +53,9 @@ public static class BenchCommand
           --min-step-requests N capacity: a step lasts long enough for N requests, up to 6x --step-duration (300)
         offline:
           --models DIR --model NAME [--version V] [--input FILE | --batch N] [--threads N] [--duration T] [--max-requests N]
+        memory (the server's --models directory must be readable and writable here; the server needs --api-key):
+          --url URL --models DIR --api-key KEY [--preset rmc1] [--scale 0.01] [--steps 6] [--prefix memcap]
+          [--qps 50] [--duration 10s] [--warmup 3s] [--ids zipf:0.99] [--batch-dist fixed:64] [--timeout 10s]
         every mode:
           --json                one JSON document on stdout instead of the table
           --plot FILE           latency chart (.png or .svg): latency vs QPS (capacity, bandwidth), latency by percentile (load, offline)
@@ -63,6 +67,9 @@ public static class BenchCommand
          "batch-dist", "ids", "format", "distinct-bodies", "seed", "plot", "save-bodies", "sla-ms", "start-qps", "max-qps", "step-duration", "max-steps", "max-error-rate", "min-step-requests"];
 
     private static readonly string[] OfflineValues = ["models", "model", "version", "input", "batch", "threads", "duration", "max-requests", "seed", "plot"];
+    private static readonly string[] MemoryValues =
+        ["url", "models", "api-key", "preset", "scale", "steps", "prefix", "qps", "duration", "warmup", "ids", "batch-dist", "distinct-bodies", "seed", "timeout", "max-in-flight"];
+
     private static readonly string[] Switches = ["json", "allow-remote", "quiet"];
 
     public static Task<int> RunAsync(string[] args)
@@ -105,7 +112,8 @@ public static class BenchCommand
             {
                 "load" or "capacity" or "bandwidth" => RunNetworkAsync(mode, ParseNetwork(mode, CliOptions.Parse(rest, NetworkValues, Switches)), stdout, stderr, cancel),
                 "offline" => Task.FromResult(RunOffline(CliOptions.Parse(rest, OfflineValues, Switches), stdout, stderr, cancel)),
-                _ => throw new CliException($"unknown mode '{mode}' (load, capacity, bandwidth, offline)"),
+                "memory" => BenchMemoryMode.RunAsync(CliOptions.Parse(rest, MemoryValues, Switches), stdout, stderr, cancel),
+                _ => throw new CliException($"unknown mode '{mode}' (load, capacity, bandwidth, offline, memory)"),
             };
         }
         catch (FormatException e)
@@ -235,11 +243,8 @@ public static class BenchCommand
         if (s.Models is not null) return WorkloadShape.FromRepository(s.Models, s.Model, s.Lookups);
         // The server's default repository, when this runs beside it (loopback is the default target).
         if (s.Rows is null && Directory.Exists(Path.Combine("models", s.Model))) return WorkloadShape.FromRepository("models", s.Model, s.Lookups);
-        if (s.Rows is not { } rows)
-        {
-            throw new FormatException($"no model repository to read the tables of '{s.Model}' from: pass --models DIR (the server's) or --rows N");
-        }
-        return await target.ShapeFromServerAsync(rows, s.Lookups ?? 1, cancel).ConfigureAwait(false);
+        // Else the server's KServe metadata, which carries every table's rows and pooling factor.
+        return await target.ShapeFromServerAsync(s.Rows, s.Lookups, cancel).ConfigureAwait(false);
     }
 
     // x is the offered rate: a step the server could not keep up with would fold the curve back if plotted at its achieved rate.

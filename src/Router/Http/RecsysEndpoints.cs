@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Recsys.DenseCompute.Embeddings;
 using Recsys.DenseCompute.Models;
 using Recsys.Router.Hosting;
 using Recsys.Router.Metrics;
@@ -152,6 +153,21 @@ public static class RecsysEndpoints
             ["platform"] = "recsys_dlrm",
             ["inputs"] = inputs,
             ["outputs"] = new JsonArray { spec.Events == 1 ? Tensor("scores", "FP32", -1) : Tensor("scores", "FP32", -1, spec.Events) },
+            // Beyond the protocol: what a load generator needs to draw valid, realistic ids.
+            ["parameters"] = new JsonObject
+            {
+                ["tables"] = new JsonArray([.. spec.Tables.Select(t => (JsonNode)new JsonObject
+                {
+                    ["name"] = t.Name,
+                    ["rows"] = t.Rows,
+                    ["dim"] = t.Dim,
+                    ["lookups"] = t.Lookups,
+                    ["shards"] = t.Shards,
+                    ["storage"] = RowLayout.Name(t.Storage),
+                    ["row_bytes"] = t.RowBytes,
+                    ["pooling"] = t.Pooling.ToString().ToLowerInvariant(),
+                })]),
+            },
         });
     }
 

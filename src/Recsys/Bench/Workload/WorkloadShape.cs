@@ -32,11 +32,18 @@ public sealed record WorkloadShape(string Model, int DenseFeatures, IReadOnlyLis
     }
 
     /// <summary>
-    /// From the server's KServe metadata (GET /v2/models/{name}): dense width and table names. It
-    /// carries neither row counts nor pooling factors, so the caller supplies them.
+    /// From the server's KServe metadata (GET /v2/models/{name}): dense width and table names from
+    /// the inputs; rows, pooling factors and row bytes from the "parameters" a Recsys server adds.
+    /// <paramref name="rows"/> and <paramref name="lookups"/> override them, and are required when
+    /// the server does not say (another KServe server).
     /// </summary>
-    public static WorkloadShape FromKServeMetadata(string model, JsonNode metadata, long rows, int lookups)
+    public static WorkloadShape FromKServeMetadata(string model, JsonNode metadata, long? rows, int? lookups)
     {
+        var declared = new Dictionary<string, JsonNode>(StringComparer.Ordinal);
+        foreach (JsonNode? t in metadata["parameters"]?["tables"]?.AsArray() ?? [])
+        {
+            if (t?["name"]?.GetValue<string>() is { } tableName) declared[tableName] = t;
+        }
         int dense = 0;
         var tables = new List<BenchTable>();
         foreach (JsonNode? input in metadata["inputs"]?.AsArray() ?? throw new FormatException($"model '{model}' metadata has no \"inputs\""))
@@ -49,7 +56,12 @@ public sealed record WorkloadShape(string Model, int DenseFeatures, IReadOnlyLis
             }
             else if (name.EndsWith(".indices", StringComparison.Ordinal))
             {
-                tables.Add(new BenchTable(name[..^".indices".Length], rows, lookups, 0));
+                string table = name[..^".indices".Length];
+                JsonNode? t = declared.GetValueOrDefault(table);
+                long tableRows = rows ?? t?["rows"]?.GetValue<long>()
+                    ?? throw new FormatException($"model '{model}': the server does not give the rows of table '{table}'; pass --rows N or --models DIR");
+                int tableLookups = lookups ?? t?["lookups"]?.GetValue<int>() ?? 1;
+                tables.Add(new BenchTable(table, tableRows, tableLookups, t?["row_bytes"]?.GetValue<int>() ?? 0));
             }
         }
         return tables.Count > 0 ? new WorkloadShape(model, dense, tables) : throw new FormatException($"model '{model}' metadata lists no table inputs (*.indices)");
