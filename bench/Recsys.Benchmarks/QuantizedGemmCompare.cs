@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Globalization;
+using Recsys.DenseCompute.Gemm;
+using Recsys.DenseCompute.Quantized;
+
+namespace Recsys.Benchmarks;
+
+/// <summary>
+/// Reduced-precision Linear layers against our fp32 kernel on the top-MLP shapes of BASELINES.md, one thread.
+/// Every variant runs one timed block per round, interleaved, so all see the same machine noise; the
+/// ratio is taken per round (fp32 time / variant time) and the median reported. The whole top MLP is
+/// also timed at each precision next to ONNX Runtime fp32 (the peer GemmCompare uses; it has no OpenBLAS call).
+/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256]
+/// </summary>
+internal static class QuantizedGemmCompare
+{
+    private static readonly string[] Variants = ["fp32", "fp16", "int8-vnni", "int8-madd16"];
+
+    public static void Run(string[] args)
+    {
+        int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
+        int[] batches = args.Length > 2 ? args[2].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [1, 16, 64, 256];
+        var mlp = new GemmMlp("top", batches.Max());
+        Console.WriteLine($"# qgemm-compare: {Environment.ProcessorCount} cpus, 1 thread, {rounds} interleaved rounds of ~0.1 s per variant; fp32 path {GemmPaths.Best}");
+        Console.WriteLine($"# load average at start: {LoadAverage()}");
+        Console.WriteLine("| shape (in->out) | M | fp32 us | fp16 us | int8 vnni us | int8 madd16 us | fp16 x | vnni x | madd16 x | madd16 chunk / outliers |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+
+        for (int l = 0; l < mlp.Layers.Count; l++)
+        {
+            MlpLayer layer = mlp.Layers[l];
+            bool nonNegative = l > 0; // every top layer but the first reads a ReLU output
+            IDenseLayer[] layers = Build(layer, nonNegative);
+            var madd = (PackedLinearInt8)layers[3];
+            foreach (int m in batches)
+            {
+                float[] x = GemmMlp.Input(m, layer.In);
+                if (nonNegative) x = x.Select(MathF.Abs).ToArray();
+                float[] y = new float[m * layer.Out];
+                Action[] runs = layers.Select(d => (Action)(() => d.Forward(x, m, y))).ToArray();
+                (double[] med, double[] ratio) = Measure(runs, rounds);
+                Console.WriteLine(FormattableString.Invariant(
+                    $"| {layer.In}->{layer.Out} | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {madd.Chunk} / {madd.OutlierDensity:P2} |"));
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("| whole top MLP | M | fp32 us | fp16 us | int8 vnni us | int8 madd16 us | ORT fp32 us | fp16 x | vnni x | madd16 x | ORT/ours-fp32 |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        IDenseLayer[][] chains = Enumerable.Range(0, Variants.Length).Select(v => mlp.Layers.Select((layer, i) => Build(layer, i > 0)[v]).ToArray()).ToArray();
+        int widest = mlp.Dims.Max();
+        foreach (int m in batches)
+        {
+            float[] x = GemmMlp.Input(m, mlp.Dims[0]);
+            float[] a = new float[m * widest], b = new float[m * widest];
+            using var ort = new OrtMlpRunner(mlp, 1, x, m);
+            var runs = new List<Action>();
+            foreach (IDenseLayer[] chain in chains) runs.Add(() => Chain(chain, x, m, a, b));
+            runs.Add(ort.Run);
+            (double[] med, double[] ratio) = Measure([.. runs], rounds);
+            Console.WriteLine(FormattableString.Invariant(
+                $"| 479-1024-1024-512-256-1 | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {med[4]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {1 / ratio[4]:F2} |"));
+        }
+
+        Console.WriteLine($"# load average at end: {LoadAverage()}");
+    }
+
+    private static IDenseLayer[] Build(MlpLayer l, bool nonNegative) =>
+    [
+        new Fp32Layer(PackedLinear.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation)),
+        PackedLinearF16.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation),
+        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Vnni, InputNonNegative = nonNegative }),
+        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, InputNonNegative = nonNegative }),
+    ];
+
+    private static void Chain(IDenseLayer[] chain, float[] x, int m, float[] a, float[] b)
+    {
+        ReadOnlySpan<float> input = x;
+        for (int i = 0; i < chain.Length; i++)
+        {
+            float[] y = i % 2 == 0 ? a : b;
+            chain[i].Forward(input, m, y);
+            input = y.AsSpan(0, m * chain[i].OutFeatures);
+        }
+    }
+
+    /// <summary>Median block time per variant (us) and median per-round ratio of variant 0's time to each variant's.</summary>
+    private static (double[] Median, double[] Ratio) Measure(Action[] runs, int rounds)
+    {
+        long[] iters = runs.Select(Calibrate).ToArray();
+        var times = new double[runs.Length][];
+        var ratios = new double[runs.Length][];
+        for (int v = 0; v < runs.Length; v++)
+        {
+            times[v] = new double[rounds];
+            ratios[v] = new double[rounds];
+        }
+
+        for (int r = 0; r < rounds; r++)
+        {
+            for (int v = 0; v < runs.Length; v++) times[v][r] = Block(runs[v], iters[v]);
+            for (int v = 0; v < runs.Length; v++) ratios[v][r] = times[0][r] / times[v][r];
+        }
+
+        return (times.Select(t => Median(t) * 1e6).ToArray(), ratios.Select(Median).ToArray());
+    }
+
+    private static double Median(double[] values)
+    {
+        double[] s = [.. values];
+        Array.Sort(s);
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[(s.Length / 2) - 1] + s[s.Length / 2]) / 2;
+    }
+
+    private static long Calibrate(Action f)
+    {
+        for (int i = 0; i < 20; i++) f();
+        var sw = Stopwatch.StartNew();
+        long n = 0;
+        while (sw.Elapsed.TotalSeconds < 0.03)
+        {
+            f();
+            n++;
+        }
+
+        return Math.Max(1, (long)(n * 0.1 / sw.Elapsed.TotalSeconds));
+    }
+
+    private static double Block(Action f, long iterations)
+    {
+        long start = Stopwatch.GetTimestamp();
+        for (long i = 0; i < iterations; i++) f();
+        return (double)(Stopwatch.GetTimestamp() - start) / Stopwatch.Frequency / iterations;
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
+}
