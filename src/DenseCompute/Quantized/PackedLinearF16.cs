@@ -89,6 +89,19 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
         if (m == 0) return;
 
         int k = InFeatures, n = OutFeatures, panelCount = GemmLayout.PanelCount(n);
+        if (m <= SmallBatch && k > 0 && path == GemmPath.Avx512)
+        {
+            fixed (float* x = input)
+            fixed (float* y = output)
+            {
+                ForwardSmallBatch(x, m, y);
+            }
+
+            GC.KeepAlive(_panelStore);
+            GC.KeepAlive(_biasStore);
+            return;
+        }
+
         float* widened = WideningBuffer((long)k * 2 * W);
         fixed (float* x = input)
         fixed (float* y = output)
@@ -107,6 +120,53 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
 
         GC.KeepAlive(_panelStore);
         GC.KeepAlive(_biasStore);
+    }
+
+    /// <summary>
+    /// Batches up to this size widen the halves in registers (<see cref="F16SmallBatchKernel"/>): they are
+    /// bound by weight bytes, and a panel pair's halves (K x 128 bytes) stay in L2 for the next 4-row tile.
+    /// Taller batches widen into a buffer once per panel pair and reuse it for every row tile.
+    /// </summary>
+    internal const int SmallBatch = 16;
+
+    private void ForwardSmallBatch(float* x, int m, float* y)
+    {
+        int k = InFeatures, n = OutFeatures, panelCount = GemmLayout.PanelCount(n);
+        int tiles = (m + F16SmallBatchKernel.MaxRows - 1) / F16SmallBatchKernel.MaxRows;
+        float* scratch = stackalloc float[(F16SmallBatchKernel.MaxRows * W) + 16];
+        scratch = (float*)Aligned(scratch);
+        bool relu = Activation == Activation.Relu;
+        for (int q = 0; q < panelCount;)
+        {
+            int count = q + 1 < panelCount && (q + 2) * W <= n ? 2 : 1;
+            int cols = Math.Min(count * W, n - (q * W));
+            ushort* b0 = _panels + ((long)q * k * W);
+            for (int t = 0, row = 0; t < tiles; t++)
+            {
+                int r = (m / tiles) + (t < m % tiles ? 1 : 0);
+                float* c = y + ((long)row * n) + (q * W);
+                // A partial last panel goes through scratch: the tile always writes 32 columns.
+                bool partial = cols < count * W;
+                F16SmallBatchKernel.Tile(r, count, x + ((long)row * k), k, b0, b0 + ((long)k * W), k, partial ? scratch : c, partial ? W : n, _bias + (q * W), relu);
+                if (partial)
+                {
+                    for (int i = 0; i < r; i++) new ReadOnlySpan<float>(scratch + (i * W), cols).CopyTo(new Span<float>(c + ((long)i * n), cols));
+                }
+
+                if (Activation == Activation.Sigmoid)
+                {
+                    for (int i = 0; i < r; i++)
+                    {
+                        var span = new Span<float>(c + ((long)i * n), cols);
+                        System.Numerics.Tensors.TensorPrimitives.Sigmoid(span, span);
+                    }
+                }
+
+                row += r;
+            }
+
+            q += count;
+        }
     }
 
     private static ushort ToHalfBits(float w, int o, int k)
