@@ -188,7 +188,7 @@ public class QuantizedGemmTests
     public void Fp16_layer_equals_the_fp32_gemm_of_fp16_rounded_weights(int pathId)
     {
         var path = (GemmPath)pathId;
-        foreach (int m in new[] { 1, 2, 3, 5, 16, 17, 64, 300 })
+        foreach (int m in new[] { 1, 2, 3, 4, 5, 8, 9, 13, 16, 17, 64, 300 })
         {
             foreach ((int k, int n) in new[] { (1, 1), (37, 33), (300, 65), (64, 96), (129, 17), (513, 64) })
             {
@@ -220,19 +220,21 @@ public class QuantizedGemmTests
         }
 
         while (halves.Count % 32 != 0) halves.Add(0);
-        ushort[] src = [.. halves];
+        // Packed row layout: column j in slot 2j, column j + 16 in slot 2j + 1.
+        var src = new ushort[halves.Count];
+        for (int i = 0; i < halves.Count; i++) src[((i / 32) * 32) + HalfWidening.Slot(i % 32)] = halves[i];
         var dst = new float[src.Length];
         fixed (ushort* s = src)
         fixed (float* d = dst)
         {
-            HalfWidening.Widen(s, d, src.Length);
+            HalfWidening.Widen(s, d, src.Length / 32);
         }
 
-        for (int i = 0; i < src.Length; i++)
+        for (int i = 0; i < halves.Count; i++)
         {
-            float expected = (float)BitConverter.UInt16BitsToHalf(src[i]);
-            Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(dst[i]), $"half 0x{src[i]:X4}: {dst[i]} vs {expected}");
-            Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(HalfWidening.ToSingle(src[i])));
+            float expected = (float)BitConverter.UInt16BitsToHalf(halves[i]);
+            Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(dst[i]), $"half 0x{halves[i]:X4}: {dst[i]} vs {expected}");
+            Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(HalfWidening.ToSingle(halves[i])));
         }
     }
 

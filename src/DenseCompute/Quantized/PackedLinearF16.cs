@@ -6,7 +6,7 @@ namespace Recsys.DenseCompute.Quantized;
 
 /// <summary>
 /// A Linear layer whose weights are stored as IEEE half: half the bytes of <see cref="PackedLinear"/>,
-/// in the same 32-column panel layout. Forward widens one or two panels at a time into a per-thread
+/// in the same 32-column panels (columns paired within a row for shuffle-free widening, see <see cref="HalfWidening"/>). Forward widens one or two panels at a time into a per-thread
 /// fp32 buffer (vector integer code, <see cref="HalfWidening"/>) and runs the fp32 register tiles on it,
 /// so the result is bit for bit the fp32 GEMM of the fp16-rounded weights, with the same fused epilogues.
 /// </summary>
@@ -65,7 +65,8 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
             ushort* panel = panels + ((long)(o / W) * inFeatures * W);
             int j = o % W;
             ReadOnlySpan<float> row = weight.Slice(o * inFeatures, inFeatures);
-            for (int k = 0; k < inFeatures; k++) panel[((long)k * W) + j] = ToHalfBits(row[k], o, k);
+            int slot = HalfWidening.Slot(j);
+            for (int k = 0; k < inFeatures; k++) panel[((long)k * W) + slot] = ToHalfBits(row[k], o, k);
         }
 
         float[] biasStore = GC.AllocateArray<float>((panelCount * W) + 16, pinned: true);
@@ -110,7 +111,7 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
             {
                 // Pairs of full panels use the two-panel tile, as the fp32 driver does.
                 int count = q + 1 < panelCount && (q + 2) * W <= n ? 2 : 1;
-                HalfWidening.Widen(_panels + ((long)q * k * W), widened, (long)count * k * W);
+                HalfWidening.Widen(_panels + ((long)q * k * W), widened, (long)count * k);
                 // The driver finds panel p at Panels + p*K*32: offset the base so panel q lands on the buffer.
                 var problem = new GemmProblem(x, y, m, k, n, widened - ((long)q * k * W), _bias, Activation);
                 GemmDriver.Run(problem, path, 0, m, q, q + count);
@@ -132,13 +133,17 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
     private void ForwardSmallBatch(float* x, int m, float* y)
     {
         int k = InFeatures, n = OutFeatures, panelCount = GemmLayout.PanelCount(n);
-        int tiles = (m + F16SmallBatchKernel.MaxRows - 1) / F16SmallBatchKernel.MaxRows;
-        float* scratch = stackalloc float[(F16SmallBatchKernel.MaxRows * W) + 16];
+        // Up to 4 rows, two panels per tile keep 4 FMA chains per row in flight; taller batches take
+        // 8-row tiles over one panel, so each widened weight feeds more FMAs and the halves are streamed fewer times.
+        bool pairs = m <= F16SmallBatchKernel.MaxRows;
+        int maxRows = pairs ? F16SmallBatchKernel.MaxRows : F16SmallBatchKernel.MaxRowsSingle;
+        int tiles = (m + maxRows - 1) / maxRows;
+        float* scratch = stackalloc float[(F16SmallBatchKernel.MaxRowsSingle * 2 * W) + 16];
         scratch = (float*)Aligned(scratch);
         bool relu = Activation == Activation.Relu;
         for (int q = 0; q < panelCount;)
         {
-            int count = q + 1 < panelCount && (q + 2) * W <= n ? 2 : 1;
+            int count = pairs && q + 1 < panelCount && (q + 2) * W <= n ? 2 : 1;
             int cols = Math.Min(count * W, n - (q * W));
             ushort* b0 = _panels + ((long)q * k * W);
             for (int t = 0, row = 0; t < tiles; t++)
@@ -147,10 +152,10 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
                 float* c = y + ((long)row * n) + (q * W);
                 // A partial last panel goes through scratch: the tile always writes 32 columns.
                 bool partial = cols < count * W;
-                F16SmallBatchKernel.Tile(r, count, x + ((long)row * k), k, b0, b0 + ((long)k * W), k, partial ? scratch : c, partial ? W : n, _bias + (q * W), relu);
+                F16SmallBatchKernel.Tile(r, count, x + ((long)row * k), k, b0, b0 + ((long)k * W), k, partial ? scratch : c, partial ? count * W : n, _bias + (q * W), relu);
                 if (partial)
                 {
-                    for (int i = 0; i < r; i++) new ReadOnlySpan<float>(scratch + (i * W), cols).CopyTo(new Span<float>(c + ((long)i * n), cols));
+                    for (int i = 0; i < r; i++) new ReadOnlySpan<float>(scratch + (i * count * W), cols).CopyTo(new Span<float>(c + ((long)i * n), cols));
                 }
 
                 if (Activation == Activation.Sigmoid)
