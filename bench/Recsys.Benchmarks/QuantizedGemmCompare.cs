@@ -10,7 +10,10 @@ namespace Recsys.Benchmarks;
 /// Every variant runs one timed block per round, interleaved, so all see the same machine noise; the
 /// ratio is taken per round (fp32 time / variant time) and the median reported. The whole top MLP is
 /// also timed at each precision next to ONNX Runtime fp32 (the peer GemmCompare uses; it has no OpenBLAS call).
-/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256]
+/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256] [weights=uniform|heavy]
+/// "heavy" gives the per-layer table Student-t-like weights of the same spread (trained layers look like that:
+/// a bulk near 0 and a few large values), where the 16-bit chunk needs far fewer outliers; the whole-MLP
+/// table keeps the uniform weights ORT is given.
 /// </summary>
 internal static class QuantizedGemmCompare
 {
@@ -20,15 +23,16 @@ internal static class QuantizedGemmCompare
     {
         int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
         int[] batches = args.Length > 2 ? args[2].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [1, 16, 64, 256];
+        bool heavy = args.Length > 3 && args[3] == "heavy";
         var mlp = new GemmMlp("top", batches.Max());
-        Console.WriteLine($"# qgemm-compare: {Environment.ProcessorCount} cpus, 1 thread, {rounds} interleaved rounds of ~0.1 s per variant; times are the fastest single call, x = fp32 / variant; fp32 path {GemmPaths.Best}");
+        Console.WriteLine($"# qgemm-compare ({(heavy ? "heavy-tailed" : "uniform")} weights per layer): {Environment.ProcessorCount} cpus, 1 thread, {rounds} interleaved rounds of ~0.1 s per variant; times are the fastest single call, x = fp32 / variant; fp32 path {GemmPaths.Best}");
         Console.WriteLine($"# load average at start: {LoadAverage()}");
         Console.WriteLine("| shape (in->out) | M | fp32 us (fastest) | fp16 us | int8 vnni us | int8 madd16 us | fp16 x | vnni x | madd16 x | block-median x (fp16/vnni/madd16) | madd16 chunk / outliers | madd16 chunk-2 x (outliers) |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
 
         for (int l = 0; l < mlp.Layers.Count; l++)
         {
-            MlpLayer layer = mlp.Layers[l];
+            MlpLayer layer = heavy ? HeavyTailed(mlp.Layers[l], l) : mlp.Layers[l];
             bool nonNegative = l > 0; // every top layer but the first reads a ReLU output
             IDenseLayer[] layers = Build(layer, nonNegative);
             var madd = (PackedLinearInt8)layers[3];
@@ -43,6 +47,12 @@ internal static class QuantizedGemmCompare
                 Console.WriteLine(FormattableString.Invariant(
                     $"| {layer.In}->{layer.Out} | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {Blocks()} | {madd.Chunk} / {madd.OutlierDensity:P2} | {ratio[4]:F2} ({madd2.OutlierDensity:P2}) |"));
             }
+        }
+
+        if (heavy)
+        {
+            Console.WriteLine($"# load average at end: {LoadAverage()}");
+            return;
         }
 
         Console.WriteLine();
@@ -65,6 +75,22 @@ internal static class QuantizedGemmCompare
         }
 
         Console.WriteLine($"# load average at end: {LoadAverage()}");
+    }
+
+    /// <summary>The layer with Student-t-like weights (normal / a random spread), scaled to the uniform init's bound.</summary>
+    private static MlpLayer HeavyTailed(MlpLayer l, int seed)
+    {
+        var rng = new Random(seed + 17);
+        var w = new float[l.Weight.Length];
+        float bound = 1f / MathF.Sqrt(l.In);
+        for (int i = 0; i < w.Length; i++)
+        {
+            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
+            double normal = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+            w[i] = (float)(normal / (0.5 + (rng.NextDouble() * rng.NextDouble() * 4)) * bound * 0.3);
+        }
+
+        return l with { Weight = w };
     }
 
     private static string Blocks() =>

@@ -238,6 +238,22 @@ public class QuantizedGemmTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(PackingsPathsActivations))]
+    public void A_NaN_or_infinite_input_gives_NaN_outputs_like_fp32(string packing, int pathId, int actId)
+    {
+        const int k = 20, n = 40;
+        var layer = PackedLinearInt8.Pack(GemmReference.Random(n * k, 1), new float[n], n, k, (Activation)actId, Options(packing));
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity })
+        {
+            float[] x = GemmReference.Random(2 * k, 2);
+            x[5] = bad;
+            var y = new float[2 * n];
+            layer.Forward(x, 2, y, (Int8Path)pathId);
+            Assert.All(y, v => Assert.True(float.IsNaN(v), $"{packing} {(Int8Path)pathId} {(Activation)actId} input {bad}: got {v}"));
+        }
+    }
+
     [Fact]
     public void Fp16_pack_rejects_weights_beyond_the_half_range_with_the_index()
     {

@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -61,18 +60,5 @@ internal static unsafe class ActivationQuantizer
     {
         float v = MathF.Round(MathF.FusedMultiplyAdd(x, inv, zp));
         return v >= 255f ? (byte)255 : v > 0f ? (byte)v : (byte)0;
-    }
-
-    /// <summary>True when every value is finite, so the code is meaningful.</summary>
-    public static bool AllFinite(ReadOnlySpan<float> x) => x.IsEmpty || float.IsFinite(TensorPrimitives.Sum(x)) || AllFiniteSlow(x);
-
-    private static bool AllFiniteSlow(ReadOnlySpan<float> x)
-    {
-        foreach (float v in x)
-        {
-            if (!float.IsFinite(v)) return false;
-        }
-
-        return true;
     }
 }

@@ -131,7 +131,8 @@ public sealed unsafe class PackedLinearInt8 : IDenseLayer
         if (m == 0) return;
         ReadOnlySpan<float> x = input[..(m * InFeatures)];
         ClipRange range = ActivationQuantizer.Range(x, InputNonNegative);
-        ActivationCode code = ActivationQuantizer.AllFinite(x) ? ActivationCode.For(range) : new ActivationCode(float.NaN, 0);
+        // A NaN or Inf input makes the range NaN or infinite, the scale NaN, and so every output NaN, as fp32 would.
+        ActivationCode code = ActivationCode.For(range);
         int lda = _weights.PaddedIn;
         byte* qa = Codes((long)m * lda);
         fixed (float* px = input)
