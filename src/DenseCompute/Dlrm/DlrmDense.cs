@@ -1,6 +1,7 @@
 using System.Buffers;
 using Recsys.DenseCompute.Gemm;
 using Recsys.DenseCompute.Models;
+using Recsys.DenseCompute.Quantized;
 
 namespace Recsys.DenseCompute.Dlrm;
 
@@ -8,16 +9,17 @@ namespace Recsys.DenseCompute.Dlrm;
 /// The dense part of a DLRM: bottom MLP (ReLU after every layer), interaction, top MLP (ReLU
 /// between layers, sigmoid after the last). Embedding lookups happen elsewhere — locally or on
 /// shard grains — and arrive as pooled vectors, so this type is the same on every path.
+/// Each Linear layer runs at the precision model.json gives it (<see cref="DlrmSpec.Precision"/>).
 /// </summary>
 public sealed class DlrmDense
 {
-    private readonly PackedLinear[] _bottom;
-    private readonly PackedLinear[] _top;
+    private readonly IDenseLayer[] _bottom;
+    private readonly IDenseLayer[] _top;
     private readonly Interaction _interaction;
     private readonly int _bottomWidest;
     private readonly int _topWidest;
 
-    private DlrmDense(DlrmSpec spec, PackedLinear[] bottom, PackedLinear[] top)
+    private DlrmDense(DlrmSpec spec, IDenseLayer[] bottom, IDenseLayer[] top)
     {
         Spec = spec;
         _bottom = bottom;
@@ -36,30 +38,38 @@ public sealed class DlrmDense
 
     public static DlrmDense Load(DlrmSpec spec, SafeTensorsFile weights)
     {
-        var bottom = new PackedLinear[spec.BottomMlp.Length];
+        var bottom = new IDenseLayer[spec.BottomMlp.Length];
         int inputs = spec.DenseFeatures;
         for (int i = 0; i < bottom.Length; i++)
         {
             int outputs = spec.BottomMlp[i];
-            bottom[i] = PackedLinear.Pack(
+            // Dense features may be negative; every later layer reads a ReLU output (net-aware int8 range).
+            bottom[i] = DenseLayers.Create(
+                spec.Precision.For(DensePrecision.BottomLayer(i)),
                 weights.ReadFloats(DlrmSpec.BottomWeightName(i), outputs, inputs),
                 weights.ReadFloats(DlrmSpec.BottomBiasName(i), outputs),
-                outputs, inputs, Activation.Relu);
+                outputs, inputs, Activation.Relu, inputNonNegative: i > 0);
             inputs = outputs;
         }
-        var top = new PackedLinear[spec.TopMlp.Length];
+        var top = new IDenseLayer[spec.TopMlp.Length];
         inputs = spec.InteractionOutput;
         for (int i = 0; i < top.Length; i++)
         {
             int outputs = spec.TopMlp[i];
-            top[i] = PackedLinear.Pack(
+            // The interaction output holds dot products of any sign; later top layers read ReLU outputs.
+            top[i] = DenseLayers.Create(
+                spec.Precision.For(DensePrecision.TopLayer(i)),
                 weights.ReadFloats(DlrmSpec.TopWeightName(i), outputs, inputs),
                 weights.ReadFloats(DlrmSpec.TopBiasName(i), outputs),
-                outputs, inputs, i == top.Length - 1 ? Activation.Sigmoid : Activation.Relu);
+                outputs, inputs, i == top.Length - 1 ? Activation.Sigmoid : Activation.Relu, inputNonNegative: i > 0);
             inputs = outputs;
         }
         return new DlrmDense(spec, bottom, top);
     }
+
+    /// <summary>The Linear layers of the bottom MLP, then the top MLP, as loaded.</summary>
+    public IReadOnlyList<IDenseLayer> BottomLayers => _bottom;
+    public IReadOnlyList<IDenseLayer> TopLayers => _top;
 
     /// <summary>bottomOut[batch x BottomOutput] from dense[batch x DenseFeatures].</summary>
     public void Bottom(ReadOnlySpan<float> dense, int batch, Span<float> bottomOut)
@@ -87,7 +97,7 @@ public sealed class DlrmDense
         }
     }
 
-    private void RunMlp(PackedLinear[] layers, ReadOnlySpan<float> input, int batch, Span<float> output)
+    private void RunMlp(IDenseLayer[] layers, ReadOnlySpan<float> input, int batch, Span<float> output)
     {
         int widest = layers == _bottom ? _bottomWidest : _topWidest;
         float[] a = ArrayPool<float>.Shared.Rent(Math.Max(1, batch * widest));
@@ -97,7 +107,7 @@ public sealed class DlrmDense
             ReadOnlySpan<float> x = input;
             for (int i = 0; i < layers.Length; i++)
             {
-                PackedLinear layer = layers[i];
+                IDenseLayer layer = layers[i];
                 Span<float> y = i == layers.Length - 1 ? output : (i % 2 == 0 ? a : b).AsSpan(0, batch * layer.OutFeatures);
                 layer.Forward(x, batch, y, MaxThreads);
                 x = y;

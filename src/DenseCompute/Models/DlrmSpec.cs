@@ -1,4 +1,5 @@
 using Recsys.DenseCompute.Embeddings;
+using Recsys.DenseCompute.Quantized;
 
 namespace Recsys.DenseCompute.Models;
 
@@ -31,6 +32,9 @@ public sealed record DlrmSpec(
     TableSpec[] Tables,
     string WeightsFile)
 {
+    /// <summary>Precision of each Linear layer (model.json "precision"); fp32 everywhere unless set.</summary>
+    public DensePrecision Precision { get; init; } = DensePrecision.Fp32;
+
     /// <summary>Width of the bottom MLP output, the first vector of the interaction.</summary>
     public int BottomOutput => BottomMlp.Length == 0 ? DenseFeatures : BottomMlp[^1];
 

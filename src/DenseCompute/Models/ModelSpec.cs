@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Recsys.DenseCompute.Embeddings;
+using Recsys.DenseCompute.Quantized;
 
 namespace Recsys.DenseCompute.Models;
 
@@ -98,7 +99,10 @@ public sealed class ModelSpec
             specs.Add(new TableSpec(name, rows, dim, pool, format, shards, lookups));
             i++;
         }
-        var spec = new DlrmSpec(dense, bottom, top, kind, itself, [.. specs], weights);
+        var spec = new DlrmSpec(dense, bottom, top, kind, itself, [.. specs], weights)
+        {
+            Precision = ParsePrecision(root, file, bottom.Length, top.Length),
+        };
         if (kind == InteractionKind.Dot)
         {
             for (int t = 0; t < spec.Tables.Length; t++)
@@ -112,6 +116,42 @@ public sealed class ModelSpec
         if (dense == 0 && bottom.Length > 0) throw new ModelFileException(file, "bottom_mlp", "given but dense_features is 0");
         return spec;
     }
+
+    /// <summary>
+    /// "precision": {"dense": "fp32|fp16|int8", "layers": {"bottom.0": "fp32", "top.2": "int8"}}; absent means fp32.
+    /// Layer keys count Linear layers from 0 and must exist in the MLPs.
+    /// </summary>
+    private static DensePrecision ParsePrecision(JsonElement root, string file, int bottomLayers, int topLayers)
+    {
+        if (!root.TryGetProperty("precision", out JsonElement p) || p.ValueKind == JsonValueKind.Null) return DensePrecision.Fp32;
+        if (p.ValueKind != JsonValueKind.Object) throw new ModelFileException(file, "precision", "must be an object like {\"dense\": \"int8\", \"layers\": {\"top.0\": \"fp32\"}}");
+        var r = new FieldReader(p, file, "precision.");
+        LayerPrecision dense = ParseLayerPrecision(r.String("dense", "fp32"), file, "precision.dense");
+        var layers = new Dictionary<string, LayerPrecision>(StringComparer.Ordinal);
+        if (p.TryGetProperty("layers", out JsonElement l) && l.ValueKind != JsonValueKind.Null)
+        {
+            if (l.ValueKind != JsonValueKind.Object) throw new ModelFileException(file, "precision.layers", "must be an object of \"bottom.N\" / \"top.N\": precision");
+            foreach (JsonProperty e in l.EnumerateObject())
+            {
+                string field = $"precision.layers.{e.Name}";
+                string[] parts = e.Name.Split('.');
+                int count = parts.Length == 2 ? parts[0] switch { "bottom" => bottomLayers, "top" => topLayers, _ => -1 } : -1;
+                if (count < 0 || !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int index))
+                {
+                    throw new ModelFileException(file, field, "is not a layer name (bottom.N or top.N)");
+                }
+
+                if (index >= count) throw new ModelFileException(file, field, $"no such layer: the {parts[0]} MLP has {count} Linear layer(s), numbered from 0");
+                if (e.Value.ValueKind != JsonValueKind.String) throw new ModelFileException(file, field, "must be a string (fp32, fp16, int8)");
+                layers[$"{parts[0]}.{index}"] = ParseLayerPrecision(e.Value.GetString()!, file, field);
+            }
+        }
+
+        return new DensePrecision(dense, layers);
+    }
+
+    private static LayerPrecision ParseLayerPrecision(string text, string file, string field) =>
+        LayerPrecisions.TryParse(text, out LayerPrecision p) ? p : throw new ModelFileException(file, field, $"'{text}' is not one of fp32, fp16, int8");
 
     /// <summary>Reads typed fields with the file and the field's JSON path in every error.</summary>
     private readonly struct FieldReader(JsonElement obj, string file, string prefix)

@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Globalization;
+using Recsys.DenseCompute.Gemm;
+using Recsys.DenseCompute.Quantized;
+
+namespace Recsys.Benchmarks;
+
+/// <summary>
+/// Reduced-precision Linear layers against our fp32 kernel on the top-MLP shapes of BASELINES.md, one thread.
+/// Every variant runs one timed block per round, interleaved, so all see the same machine noise; the
+/// ratio is taken per round (fp32 time / variant time) and the median reported. The whole top MLP is
+/// also timed at each precision next to ONNX Runtime fp32 (the peer GemmCompare uses; it has no OpenBLAS call).
+/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256] [weights=uniform|heavy]
+/// "heavy" gives the per-layer table Student-t-like weights of the same spread (trained layers look like that:
+/// a bulk near 0 and a few large values), where the 16-bit chunk needs far fewer outliers; the whole-MLP
+/// table keeps the uniform weights ORT is given.
+/// </summary>
+internal static class QuantizedGemmCompare
+{
+    private static readonly string[] Variants = ["fp32", "fp16", "int8-vnni", "int8-madd16"];
+
+    public static void Run(string[] args)
+    {
+        int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
+        int[] batches = args.Length > 2 ? args[2].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [1, 16, 64, 256];
+        bool heavy = args.Length > 3 && args[3] == "heavy";
+        var mlp = new GemmMlp("top", batches.Max());
+        Console.WriteLine($"# qgemm-compare ({(heavy ? "heavy-tailed" : "uniform")} weights per layer): {Environment.ProcessorCount} cpus, 1 thread, {rounds} interleaved rounds of ~0.1 s per variant; times are the fastest single call, x = fp32 / variant; fp32 path {GemmPaths.Best}");
+        Console.WriteLine($"# load average at start: {LoadAverage()}");
+        Console.WriteLine("| shape (in->out) | M | fp32 us (fastest) | fp16 us | int8 vnni us | int8 madd16 us | fp16 x | vnni x | madd16 x | block-median x (fp16/vnni/madd16) | madd16 chunk / outliers | madd16 chunk-2 x (outliers) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+
+        for (int l = 0; l < mlp.Layers.Count; l++)
+        {
+            MlpLayer layer = heavy ? HeavyTailed(mlp.Layers[l], l) : mlp.Layers[l];
+            bool nonNegative = l > 0; // every top layer but the first reads a ReLU output
+            IDenseLayer[] layers = Build(layer, nonNegative);
+            var madd = (PackedLinearInt8)layers[3];
+            var madd2 = (PackedLinearInt8)layers[4];
+            foreach (int m in batches)
+            {
+                float[] x = GemmMlp.Input(m, layer.In);
+                if (nonNegative) x = x.Select(MathF.Abs).ToArray();
+                float[] y = new float[m * layer.Out];
+                Action[] runs = layers.Select(d => (Action)(() => d.Forward(x, m, y))).ToArray();
+                (double[] med, double[] ratio) = Measure(runs, rounds);
+                Console.WriteLine(FormattableString.Invariant(
+                    $"| {layer.In}->{layer.Out} | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {Blocks()} | {madd.Chunk} / {madd.OutlierDensity:P2} | {ratio[4]:F2} ({madd2.OutlierDensity:P2}) |"));
+            }
+        }
+
+        if (heavy)
+        {
+            Console.WriteLine($"# load average at end: {LoadAverage()}");
+            return;
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("| whole top MLP | M | fp32 us (fastest) | fp16 us | int8 vnni us | int8 madd16 us | ORT fp32 us | fp16 x | vnni x | madd16 x | ORT/ours-fp32 | block-median x (fp16/vnni/madd16) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        IDenseLayer[][] chains = Enumerable.Range(0, Variants.Length).Select(v => mlp.Layers.Select((layer, i) => Build(layer, i > 0)[v]).ToArray()).ToArray();
+        // Whole-MLP columns: fp32, fp16, vnni, madd16 (auto chunk), then ORT.
+        int widest = mlp.Dims.Max();
+        foreach (int m in batches)
+        {
+            float[] x = GemmMlp.Input(m, mlp.Dims[0]);
+            float[] a = new float[m * widest], b = new float[m * widest];
+            using var ort = new OrtMlpRunner(mlp, 1, x, m);
+            var runs = new List<Action>();
+            foreach (IDenseLayer[] chain in chains) runs.Add(() => Chain(chain, x, m, a, b));
+            runs.Add(ort.Run);
+            (double[] med, double[] ratio) = Measure([.. runs], rounds);
+            Console.WriteLine(FormattableString.Invariant(
+                $"| 479-1024-1024-512-256-1 | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {med[4]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {1 / ratio[4]:F2} | {Blocks()} |"));
+        }
+
+        Console.WriteLine($"# load average at end: {LoadAverage()}");
+    }
+
+    /// <summary>The layer with Student-t-like weights (normal / a random spread), scaled to the uniform init's bound.</summary>
+    private static MlpLayer HeavyTailed(MlpLayer l, int seed)
+    {
+        var rng = new Random(seed + 17);
+        var w = new float[l.Weight.Length];
+        float bound = 1f / MathF.Sqrt(l.In);
+        for (int i = 0; i < w.Length; i++)
+        {
+            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
+            double normal = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+            w[i] = (float)(normal / (0.5 + (rng.NextDouble() * rng.NextDouble() * 4)) * bound * 0.3);
+        }
+
+        return l with { Weight = w };
+    }
+
+    private static string Blocks() =>
+        FormattableString.Invariant($"{LastBlockRatios[1]:F2} / {LastBlockRatios[2]:F2} / {LastBlockRatios[3]:F2}");
+
+    private static IDenseLayer[] Build(MlpLayer l, bool nonNegative) =>
+    [
+        new Fp32Layer(PackedLinear.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation)),
+        PackedLinearF16.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation),
+        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Vnni, InputNonNegative = nonNegative }),
+        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, InputNonNegative = nonNegative }),
+        // Two groups (8 k) per 16-bit chunk, forced: the outliers it needs to stay exact cost what they cost.
+        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, Madd16Chunk = 2, InputNonNegative = nonNegative }),
+    ];
+
+    private static void Chain(IDenseLayer[] chain, float[] x, int m, float[] a, float[] b)
+    {
+        ReadOnlySpan<float> input = x;
+        for (int i = 0; i < chain.Length; i++)
+        {
+            float[] y = i % 2 == 0 ? a : b;
+            chain[i].Forward(input, m, y);
+            input = y.AsSpan(0, m * chain[i].OutFeatures);
+        }
+    }
+
+    /// <summary>
+    /// Per variant: the fastest single call (us) and the fastest-call ratio of variant 0 to it. On a machine
+    /// shared by many processes a block mean mostly measures preemption; the fastest of thousands of calls is
+    /// a call that ran without losing its core, the figure a quiet machine gives. Block medians are kept
+    /// in <see cref="LastBlockRatios"/> for the noise column.
+    /// </summary>
+    private static (double[] Median, double[] Ratio) Measure(Action[] runs, int rounds)
+    {
+        long[] iters = runs.Select(Calibrate).ToArray();
+        var fastest = new double[runs.Length];
+        Array.Fill(fastest, double.MaxValue);
+        var times = new double[runs.Length][];
+        var ratios = new double[runs.Length][];
+        for (int v = 0; v < runs.Length; v++)
+        {
+            times[v] = new double[rounds];
+            ratios[v] = new double[rounds];
+        }
+
+        for (int r = 0; r < rounds; r++)
+        {
+            for (int v = 0; v < runs.Length; v++) times[v][r] = Block(runs[v], iters[v], ref fastest[v]);
+            for (int v = 0; v < runs.Length; v++) ratios[v][r] = times[0][r] / times[v][r];
+        }
+
+        LastBlockRatios = ratios.Select(Median).ToArray();
+        return (fastest.Select(f => f * 1e6).ToArray(), fastest.Select(f => fastest[0] / f).ToArray());
+    }
+
+    private static double Median(double[] values)
+    {
+        double[] s = [.. values];
+        Array.Sort(s);
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[(s.Length / 2) - 1] + s[s.Length / 2]) / 2;
+    }
+
+    private static long Calibrate(Action f)
+    {
+        for (int i = 0; i < 20; i++) f();
+        var sw = Stopwatch.StartNew();
+        long n = 0;
+        while (sw.Elapsed.TotalSeconds < 0.03)
+        {
+            f();
+            n++;
+        }
+
+        return Math.Max(1, (long)(n * 0.1 / sw.Elapsed.TotalSeconds));
+    }
+
+    /// <summary>Median over rounds of the per-round block ratio variant 0 / variant, from the last <see cref="Measure"/>.</summary>
+    private static double[] LastBlockRatios { get; set; } = [];
+
+    private static double Block(Action f, long iterations, ref double fastest)
+    {
+        long start = Stopwatch.GetTimestamp(), previous = start, best = long.MaxValue;
+        for (long i = 0; i < iterations; i++)
+        {
+            f();
+            long now = Stopwatch.GetTimestamp();
+            best = Math.Min(best, now - previous);
+            previous = now;
+        }
+
+        fastest = Math.Min(fastest, (double)best / Stopwatch.Frequency);
+        return (double)(previous - start) / Stopwatch.Frequency / iterations;
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
+}
