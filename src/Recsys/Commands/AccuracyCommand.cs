@@ -17,7 +17,7 @@ public static class AccuracyCommand
         usage: recsys accuracy --models DIR --model NAME [--version V]
                                [--data FILE [--format recsys|criteo] [--limit N]]
                                [--synthetic N] [--seed S] [--base-rate R] [--write-data FILE]
-                               [--variants fp32,rows-fp16,rows-int8,rows-int4] [--md | --json]
+                               [--variants fp32,rows-int8,dense-int8,...] [--md | --json]
           Without --data, N synthetic samples (default 20000) are drawn with labels planted by the
           model's own fp32 scores; --write-data saves them as a Recsys click TSV.
         """;
