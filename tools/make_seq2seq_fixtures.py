@@ -63,7 +63,7 @@ def vocabulary():
         for v1 in vowels:
             for c2 in "lnr":
                 words.append(c1 + v1 + c2 + "a")
-    return SPECIALS + words[:296]
+    return SPECIALS + words  # 214 tokens
 
 
 class Encoder(nn.Module):
@@ -298,8 +298,16 @@ def main():
         json.dump(model, f, indent=2)
         f.write("\n")
     cases = safe_cases(enc, dec, words)
+    with torch.no_grad():
+        enc_sources = [[5, 6, 7, 8], [9, 10]]
+        enc_out, enc_state, _ = encode(enc, enc_sources)
+    encoder_reference = {
+        "sources": enc_sources,
+        "enc_out_first_row": [round(float(x), 7) for x in enc_out[0].flatten()],
+        "state": [round(float(x), 7) for x in enc_state.flatten()],
+    }
     with open(os.path.join(args.out, "reference.json"), "w") as f:
-        json.dump({"seed": SEED, "cases": cases}, f, indent=1)
+        json.dump({"seed": SEED, "cases": cases, "encoder": encoder_reference}, f, indent=1)
         f.write("\n")
     for c in cases:
         print(f"len {len(c['source']):2d} beam {c['beam']} -> {[len(h['ids']) for h in c['hypotheses']]} margin {c['min_margin']}")

@@ -23,7 +23,7 @@ public sealed class Seq2SeqFixture : IDisposable
     public void Dispose() => Model.Dispose();
 
     /// <summary>Token for token equal ids and finished flags, scores within tolerance, in n-best order.</summary>
-    public static void AssertMatches(ReferenceCase expected, Translation actual)
+    public static void AssertMatches(ReferenceCase expected, DecodeResult actual)
     {
         Assert.Equal(expected.Hypotheses.Count, actual.Hypotheses.Count);
         for (int i = 0; i < expected.Hypotheses.Count; i++)

@@ -117,7 +117,7 @@ internal sealed class BeamSearch
     }
 
     /// <summary>The n best finished hypotheses by length-normalized score (ties: the one finished first).</summary>
-    public Translation Result()
+    public DecodeResult Result()
     {
         var ranked = _finished
             .Select((f, order) => (f, order, score: _options.Normalize(f.LogProb, f.Tokens.Length)))
@@ -126,6 +126,6 @@ internal sealed class BeamSearch
             .Take(_options.NBest)
             .Select(x => new Hypothesis(x.f.Ended ? x.f.Tokens[..^1] : x.f.Tokens, x.score, x.f.LogProb, x.f.Ended))
             .ToList();
-        return new Translation(ranked, Steps);
+        return new DecodeResult(ranked, Steps);
     }
 }

@@ -69,7 +69,7 @@ public sealed class DecodeBatch
     /// <summary>Queues a checked source (ids in the vocabulary, length within the model's limit) to join the next step.</summary>
     /// <param name="deadline">Stopwatch timestamp; the scheduler orders steps by the earliest one.</param>
     /// <exception cref="DecodeQueueFullException">More requests wait than model.json's max_queued.</exception>
-    public Task<Translation> Submit(int[] source, DecodeOptions options, long deadline, CancellationToken cancel = default)
+    public Task<DecodeResult> Submit(int[] source, DecodeOptions options, long deadline, CancellationToken cancel = default)
     {
         if (Interlocked.Increment(ref _queued) > _spec.MaxQueued)
         {
@@ -263,7 +263,7 @@ public sealed class DecodeBatch
         public long Deadline { get; } = deadline;
         public CancellationToken Cancel { get; } = cancel;
         public float[] EncOut { get; set; } = [];
-        public TaskCompletionSource<Translation> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<DecodeResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
 

@@ -17,4 +17,4 @@ public sealed record DecodeOptions(int Beam, int MaxLength, int NBest, double Le
 public sealed record Hypothesis(int[] Ids, double Score, double LogProb, bool Finished);
 
 /// <summary>The answer of one request: the n-best hypotheses, and how many decoder steps it took part in.</summary>
-public sealed record Translation(IReadOnlyList<Hypothesis> Hypotheses, int Steps);
+public sealed record DecodeResult(IReadOnlyList<Hypothesis> Hypotheses, int Steps);
