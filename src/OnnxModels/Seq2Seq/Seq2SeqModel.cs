@@ -64,6 +64,11 @@ public sealed class Seq2SeqModel : IDisposable
         int[] ids = Codec.Encode(text);
         if (ids.Length == 0) throw new InvalidRequestException("text", "has no tokens");
         if (ids.Length > Spec.MaxSourceLength) throw new InvalidRequestException("text", $"has {ids.Length} tokens, the model's max_source_length is {Spec.MaxSourceLength}", 422);
+        // A tokenizer file larger than the graph's vocabulary would otherwise reach the encoder's embedding lookup.
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if ((uint)ids[i] >= (uint)Graphs.Vocabulary) throw new InvalidRequestException("text", $"token {i} has id {ids[i]}, outside the model's vocabulary [0, {Graphs.Vocabulary})", 422);
+        }
         return ids;
     }
 
