@@ -34,6 +34,7 @@ public static class RecsysEndpoints
     {
         app.MapPost("/v1/models/{name}/rank", (HttpContext context, string name, RankHandler handler) => handler.RankAsync(context, name));
         app.MapPost("/v1/models/{name}/load", LoadAsync);
+        Translation.TranslationEndpoints.Map(app);
         app.MapGet("/v1/models", (ModelRegistry registry, WorkloadRegistry workloads) =>
         {
             var models = new JsonArray();

@@ -1,0 +1,99 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using static Recsys.Router.Tests.HttpHelpers;
+
+namespace Recsys.Router.Tests;
+
+/// <summary>Every bad translation request gets a 4xx naming the field, and the next good request still translates correctly.</summary>
+[Collection(TranslationServerCollection.Name)]
+public sealed class TranslationBadInputTests(TranslationServer server)
+{
+    public static TheoryData<string, string, string, int, string> Cases => new()
+    {
+        // path, content type, body, status, field
+        { "/v1/models/toy/translate", "application/json", "{\"text\": \"\"}", 400, "text" },
+        { "/v1/models/toy/translate", "application/json", "{\"text\": \"   \"}", 400, "text" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": []}", 400, "ids" },
+        { "/v1/models/toy/translate", "application/json", "{}", 400, "text" },
+        { "/v1/models/toy/translate", "application/json", "{\"text\": \"bala\", \"ids\": [4]}", 400, "ids" },
+        { "/v1/models/toy/translate", "application/json", $"{{\"text\": \"{string.Join(' ', Enumerable.Repeat("bala", 33))}\"}}", 422, "text" },
+        { "/v1/models/toy/translate", "application/json", $"{{\"ids\": [{string.Join(", ", Enumerable.Repeat(4, 33))}]}}", 422, "ids" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4, 214, 5]}", 422, "ids[1]" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4, -3]}", 422, "ids[1]" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4, 99999999999]}", 422, "ids[1]" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4, 1.5]}", 400, "ids[1]" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"beam\": 0}", 400, "beam" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"beam\": 17}", 400, "beam" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"beam\": 1000000000000}", 400, "beam" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"beam\": 2, \"n_best\": 3}", 400, "n_best" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"max_length\": 25}", 400, "max_length" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"max_length\": 0}", 400, "max_length" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"length_penalty\": -1}", 400, "length_penalty" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"beam\": \"4\"}", 400, "beam" },
+        { "/v1/models/toy/translate", "application/json", "{\"ids\": [4], \"temperature\": 1}", 400, "temperature" },
+        { "/v1/models/toy/translate", "application/json", "{\"text\": 5}", 400, "text" },
+        { "/v1/models/toy/translate", "application/json", "{\"text\": \"bala", 400, "body" },
+        { "/v1/models/toy/translate", "application/json", "[1, 2]", 400, "body" },
+        { "/v1/models/toy/translate", "text/plain", "{\"text\": \"bala\"}", 415, "Content-Type" },
+        { "/v1/models/nope/translate", "application/json", "{\"text\": \"bala\"}", 404, "name" },
+        { "/v2/models/toy/infer", "application/json", "{\"inputs\": [{\"name\": \"src_ids\", \"datatype\": \"FP32\", \"shape\": [1, 1], \"data\": [4]}]}", 400, "inputs[src_ids].datatype" },
+        { "/v2/models/toy/infer", "application/json", "{\"inputs\": [{\"name\": \"src_ids\", \"datatype\": \"INT64\", \"shape\": [1, 2], \"data\": [4]}, {\"name\": \"src_lengths\", \"datatype\": \"INT64\", \"shape\": [1], \"data\": [1]}]}", 400, "inputs[src_ids].data" },
+        { "/v2/models/toy/infer", "application/json", "{\"inputs\": [{\"name\": \"src_ids\", \"datatype\": \"INT64\", \"shape\": [1, 2], \"data\": [4, 500]}, {\"name\": \"src_lengths\", \"datatype\": \"INT64\", \"shape\": [1], \"data\": [2]}]}", 422, "inputs[src_ids].data[1]" },
+        { "/v2/models/toy/infer", "application/json", "{\"inputs\": [{\"name\": \"src_ids\", \"datatype\": \"INT64\", \"shape\": [1, 2], \"data\": [4, 5]}, {\"name\": \"src_lengths\", \"datatype\": \"INT64\", \"shape\": [1], \"data\": [3]}]}", 400, "inputs[src_lengths].data[0]" },
+        { "/v2/models/toy/infer", "application/json", "{\"inputs\": [{\"name\": \"src_ids\", \"datatype\": \"INT64\", \"shape\": [1, 2], \"data\": [4, 5]}]}", 400, "inputs[src_lengths]" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task Bad_requests_name_the_field_and_the_server_keeps_translating(string path, string contentType, string body, int status, string field)
+    {
+        var (actual, error, _) = await PostAsync(server.Http, path, Encoding.UTF8.GetBytes(body), contentType);
+
+        Assert.Equal(status, (int)actual);
+        Assert.NotNull(error);
+        Assert.Equal(field, error["field"]!.GetValue<string>());
+        Assert.StartsWith(field + ":", error["error"]!.GetValue<string>(), StringComparison.Ordinal);
+        await AssertStillTranslating();
+    }
+
+    [Fact]
+    public async Task A_body_over_the_limit_gets_413()
+    {
+        string body = $"{{\"text\": \"{string.Join(' ', Enumerable.Repeat("bala", (int)(TranslationServer.MaxBodyBytes / 5) + 10))}\"}}";
+
+        var (actual, error, _) = await PostJsonAsync(server.Http, "/v1/models/toy/translate", body);
+
+        Assert.Equal(413, (int)actual);
+        Assert.Equal("body", error!["field"]!.GetValue<string>());
+        await AssertStillTranslating();
+    }
+
+    [Fact]
+    public async Task A_deadline_too_short_gets_504_and_the_server_keeps_translating()
+    {
+        JsonNode c = server.Cases.First(x => x!["hypotheses"]![0]!["ids"]!.AsArray().Count == 24)!;
+        string body = new JsonObject { ["ids"] = c["source"]!.DeepClone(), ["beam"] = 16, ["n_best"] = 1 }.ToJsonString();
+
+        var (actual, error, _) = await PostJsonAsync(server.Http, "/v1/models/toy/translate", body, new Dictionary<string, string> { ["X-Deadline-Ms"] = "0" });
+
+        Assert.Equal(504, (int)actual);
+        Assert.Equal("deadline", error!["field"]!.GetValue<string>());
+        await AssertStillTranslating();
+    }
+
+    private async Task AssertStillTranslating()
+    {
+        JsonNode c = server.Cases[1]!;
+        string body = new JsonObject
+        {
+            ["text"] = c["text"]!.GetValue<string>(),
+            ["beam"] = c["beam"]!.GetValue<int>(),
+            ["n_best"] = c["n_best"]!.GetValue<int>(),
+            ["length_penalty"] = c["length_penalty"]!.GetValue<double>(),
+        }.ToJsonString();
+        var (status, answer, _) = await PostJsonAsync(server.Http, "/v1/models/toy/translate", body);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(c["hypotheses"]![0]!["ids"]!.ToJsonString(), answer!["translations"]![0]!["ids"]!.ToJsonString());
+    }
+}
