@@ -33,6 +33,29 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public string DataDirectory => Path.Combine(_root, "data");
     public string ModelDirectory => Path.Combine(ModelsDirectory, Model, "1");
     public string ClusterId { get; } = "cluster-tests-" + Guid.NewGuid().ToString("N")[..6];
+
+    /// <summary>
+    /// Where every process's timestamped output is kept after the test (RECSYS_CLUSTER_TEST_LOGS,
+    /// else the temp folder): membership, directory and shard activation lines for a timeline.
+    /// </summary>
+    public string LogDirectory => Path.Combine(
+        Environment.GetEnvironmentVariable("RECSYS_CLUSTER_TEST_LOGS") is { Length: > 0 } logs ? logs : Path.Combine(Path.GetTempPath(), "recsys-cluster-test-logs"),
+        ClusterId);
+
+    /// <summary>
+    /// Log levels for the children: membership changes, connection losses, directory and placement
+    /// at Information, and the shards' own activation lines, each stamped with the silo's clock.
+    /// </summary>
+    private static readonly Dictionary<string, string> ChildLogging = new()
+    {
+        ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
+        ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
+        ["Logging__LogLevel__Orleans.Runtime.MembershipService"] = "Information",
+        ["Logging__LogLevel__Orleans.Runtime.Messaging"] = "Information",
+        ["Logging__LogLevel__Orleans.Runtime.GrainDirectory"] = "Information",
+        ["Logging__LogLevel__Orleans.Runtime.Placement"] = "Information",
+        ["Logging__LogLevel__Recsys"] = "Information",
+    };
     public int RedisPort { get; private set; }
     public List<SiloProcess> Embedding { get; } = [];
     public SiloProcess Frontend { get; private set; } = null!;
@@ -58,7 +81,8 @@ public sealed class LoopbackCluster : IAsyncDisposable
     {
         WriteModel();
         RedisPort = FreePort();
-        SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]));
+        _log.WriteLine($"process logs: {LogDirectory}");
+        SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], logDirectory: LogDirectory));
         await WaitForTcpAsync(redis, RedisPort, TimeSpan.FromSeconds(20));
 
         (string dotnet, string dll) = RecsysBinary.Locate();
@@ -67,13 +91,13 @@ public sealed class LoopbackCluster : IAsyncDisposable
         {
             int http = FreePort(), silo = FreePort(), gateway = FreePort();
             Embedding.Add(Track(SiloProcess.Start($"embedding-{i}", dotnet,
-                [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo)));
+                [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo, LogDirectory, ChildLogging)));
         }
         foreach (SiloProcess e in Embedding) await WaitForHttpAsync(e, "/v2/health/live", TimeSpan.FromSeconds(120));
 
         int feHttp = FreePort(), feSilo = FreePort(), feGateway = FreePort();
         Frontend = Track(SiloProcess.Start("frontend", dotnet,
-            [dll, "serve", "--role", "frontend", .. common, "--port", $"{feHttp}", "--silo-port", $"{feSilo}", "--gateway-port", $"{feGateway}", .. extra], feHttp, feSilo));
+            [dll, "serve", "--role", "frontend", .. common, "--port", $"{feHttp}", "--silo-port", $"{feSilo}", "--gateway-port", $"{feGateway}", .. extra], feHttp, feSilo, LogDirectory, ChildLogging));
         await WaitForHttpAsync(Frontend, "/v2/health/ready", TimeSpan.FromSeconds(180));
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{feHttp}/"), Timeout = TimeSpan.FromSeconds(30) };
 
@@ -241,6 +265,18 @@ public static class Redis
 public sealed class RedisFactAttribute : FactAttribute
 {
     public RedisFactAttribute()
+    {
+        if (!Redis.Installed && !Redis.Required)
+        {
+            Skip = $"{Redis.ServerPath} not found: install redis-server to run the cluster tests (set RECSYS_REQUIRE_REDIS=1 to make this a failure)";
+        }
+    }
+}
+
+/// <summary>A [Theory] that skips like <see cref="RedisFactAttribute"/>.</summary>
+public sealed class RedisTheoryAttribute : TheoryAttribute
+{
+    public RedisTheoryAttribute()
     {
         if (!Redis.Installed && !Redis.Required)
         {
