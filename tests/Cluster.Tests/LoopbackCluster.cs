@@ -86,7 +86,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         await WaitForTcpAsync(redis, RedisPort, TimeSpan.FromSeconds(20));
 
         (string dotnet, string dll) = RecsysBinary.Locate();
-        string[] common = ["--cluster", $"redis://127.0.0.1:{RedisPort}", "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory];
+        string[] common = ["--cluster", $"redis://127.0.0.1:{RedisPort}", "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory, .. ExtraServeArguments()];
         for (int i = 0; i < embeddingSilos; i++)
         {
             int http = FreePort(), silo = FreePort(), gateway = FreePort();
@@ -113,6 +113,18 @@ public sealed class LoopbackCluster : IAsyncDisposable
             })
             .Build();
         await _clientHost.StartAsync();
+    }
+
+    /// <summary>
+    /// RECSYS_CLUSTER_TEST_SERVE_ARGS (space-separated) goes to every `recsys serve` besides the
+    /// test's own options (repeating one of those is an error): to compare settings, e.g.
+    /// "--min-threads 1" brings back the thread-pool stall.
+    /// </summary>
+    private string[] ExtraServeArguments()
+    {
+        string[] extra = (Environment.GetEnvironmentVariable("RECSYS_CLUSTER_TEST_SERVE_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (extra.Length > 0) _log.WriteLine($"extra serve options from RECSYS_CLUSTER_TEST_SERVE_ARGS: {string.Join(' ', extra)}");
+        return extra;
     }
 
     private SiloProcess Track(SiloProcess process)
