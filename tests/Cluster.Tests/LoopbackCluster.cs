@@ -26,6 +26,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
     private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-cluster-tests-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly List<SiloProcess> _processes = [];
     private IHost? _clientHost;
+    private Func<SiloProcess>? _startEmbedding;
 
     private LoopbackCluster(ITestOutputHelper log) => _log = log;
 
@@ -87,12 +88,15 @@ public sealed class LoopbackCluster : IAsyncDisposable
 
         (string dotnet, string dll) = RecsysBinary.Locate();
         string[] common = ["--cluster", $"redis://127.0.0.1:{RedisPort}", "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory, .. ExtraServeArguments()];
-        for (int i = 0; i < embeddingSilos; i++)
+        _startEmbedding = () =>
         {
             int http = FreePort(), silo = FreePort(), gateway = FreePort();
-            Embedding.Add(Track(SiloProcess.Start($"embedding-{i}", dotnet,
-                [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo, LogDirectory, ChildLogging)));
-        }
+            SiloProcess process = Track(SiloProcess.Start($"embedding-{Embedding.Count}", dotnet,
+                [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo, LogDirectory, ChildLogging));
+            Embedding.Add(process);
+            return process;
+        };
+        for (int i = 0; i < embeddingSilos; i++) _startEmbedding();
         foreach (SiloProcess e in Embedding) await WaitForHttpAsync(e, "/v2/health/live", TimeSpan.FromSeconds(120));
 
         int feHttp = FreePort(), feSilo = FreePort(), feGateway = FreePort();
@@ -125,6 +129,14 @@ public sealed class LoopbackCluster : IAsyncDisposable
         string[] extra = (Environment.GetEnvironmentVariable("RECSYS_CLUSTER_TEST_SERVE_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (extra.Length > 0) _log.WriteLine($"extra serve options from RECSYS_CLUSTER_TEST_SERVE_ARGS: {string.Join(' ', extra)}");
         return extra;
+    }
+
+    /// <summary>Starts one more embedding silo with the same options as the first ones and waits until it answers.</summary>
+    public async Task<SiloProcess> AddEmbeddingSiloAsync()
+    {
+        SiloProcess process = _startEmbedding!();
+        await WaitForHttpAsync(process, "/v2/health/live", TimeSpan.FromSeconds(120));
+        return process;
     }
 
     private SiloProcess Track(SiloProcess process)
