@@ -18,7 +18,7 @@ public sealed class ClusterFailureTests(ITestOutputHelper log)
     /// <summary>
     /// Kill to service resumed: failure detection (2 s probes, 3 missed: 3-6 s here), then the
     /// shards reactivating on the survivor (plus, with the consistent directory, its ~5 s lease).
-    /// Measured 5.7-12.9 s on this shared 2-core machine at load averages of 40-67; the bound leaves
+    /// Measured 4.5-12.9 s on this shared 2-core machine at load averages of 37-68; the bound leaves
     /// room for a slower machine and still fails the 49-110 s stalls this test was skipped for.
     /// </summary>
     private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(30);
