@@ -16,17 +16,25 @@ public sealed class ClusterFailureTests(ITestOutputHelper log)
     private const int LoadWorkers = 4;
 
     /// <summary>
-    /// Before the kill: scores over HTTP equal the single-node model's and the shards live only on
-    /// the embedding silos, spread over both. Then SIGKILL one embedding silo under load.
+    /// Kill to service resumed: failure detection (2 s probes, 3 missed: 3-6 s here), then the
+    /// shards reactivating on the survivor (plus, with the consistent directory, its ~5 s lease).
+    /// Measured 4.5-12.9 s on this shared 2-core machine at load averages of 37-68; the bound leaves
+    /// room for a slower machine and still fails the 49-110 s stalls this test was skipped for.
     /// </summary>
-    // Skipped, not loosened: in the last runs on this machine the survivor took 49-50 s to serve
-    // again after the SIGKILL (6.9 s when the test was written), and once it did not recover within
-    // the 60 s the test allows after the load. Zero wrong scores held every time. Open in issue 5:
-    // find what holds the survivor (membership, directory or shard recovery), then remove the Skip.
-    [RedisFact(Skip = "recovery after SIGKILL of an embedding silo takes 49 s to >110 s on this machine; see the comment above")]
-    public async Task Killing_an_embedding_silo_under_load_gives_no_wrong_score_and_service_resumes_on_the_survivor()
+    private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Before the kill: scores over HTTP equal the single-node model's and the shards live only on
+    /// the embedding silos, spread over both. Then SIGKILL one embedding silo under load: no wrong
+    /// score, every failure a 503/504 with a JSON error, and the survivor serves every shard again
+    /// within <see cref="RecoveryBound"/> of the kill. With either grain directory.
+    /// </summary>
+    [RedisTheory]
+    [InlineData("default")]
+    [InlineData("consistent")]
+    public async Task Killing_an_embedding_silo_under_load_gives_no_wrong_score_and_service_resumes_on_the_survivor(string grainDirectory)
     {
-        await using LoopbackCluster cluster = await LoopbackCluster.StartAsync(log);
+        await using LoopbackCluster cluster = await LoopbackCluster.StartAsync(log, 2, "--grain-directory", grainDirectory);
         ScoredRequest[] requests = RankLoad.Requests(cluster.ModelDirectory, 40, seed: 2);
         await cluster.WarmUpAsync(requests);
         var check = Stopwatch.StartNew();
@@ -41,30 +49,42 @@ public sealed class ClusterFailureTests(ITestOutputHelper log)
         log.WriteLine($"{before.Count} shards: {string.Join(", ", perSilo.Select(kv => $"{kv.Key} {kv.Value}"))}");
         Assert.Equal(3 * LoopbackCluster.ShardsPerTable, before.Count);
         Assert.All(before.Values, s => Assert.StartsWith("embedding-", cluster.HostOf(s)?.Name ?? s.Silo, StringComparison.Ordinal));
+        // Fresh data directory: every shard loaded its rows from the model, none recovered a checkpoint yet.
+        Assert.All(before.Values, s => Assert.False(s.RecoveredFromCheckpoint, $"shard {s.Key} recovered a checkpoint in a fresh cluster"));
         // Rendezvous hashing over two silos: both get a fair share (fewer than 2 of 18 has odds ~1e-4).
         Assert.Equal(2, perSilo.Count);
         Assert.All(perSilo.Values, count => Assert.True(count >= 2, $"uneven placement: {string.Join(", ", perSilo)}"));
         SiloProcess victim = cluster.Embedding[0], survivor = cluster.Embedding[1];
         string[] moved = before.Where(kv => cluster.HostOf(kv.Value) == victim).Select(kv => kv.Key).ToArray();
+        string[] stayed = before.Where(kv => cluster.HostOf(kv.Value) == survivor).Select(kv => kv.Key).ToArray();
         Assert.NotEmpty(moved);
 
+        DateTime clockZero = DateTime.UtcNow;
         var clock = Stopwatch.StartNew();
         TimeSpan killedAt = default;
+        string loadAtKill = "";
         List<RankOutcome> outcomes = await RankLoad.RunAsync(cluster.Http, requests, LoadRequests, LoadWorkers, TimeSpan.FromMilliseconds(150), triggerAt: 30, () =>
         {
             killedAt = clock.Elapsed;
             victim.Kill();
+            loadAtKill = LoadAverage();
             return Task.CompletedTask;
         }, clock);
 
         List<RankOutcome> failed = outcomes.Where(o => o.Status != HttpStatusCode.OK).ToList();
         List<RankOutcome> wrong = outcomes.Where(o => o.WrongScores).ToList();
         RankOutcome? lastFailure = failed.MaxBy(o => o.Done);
-        TimeSpan recovery = lastFailure is null ? TimeSpan.Zero : lastFailure.Done - killedAt;
-        log.WriteLine($"killed {victim.Name} (pid {victim.Pid}, {moved.Length} of {before.Count} shards) at {killedAt.TotalMilliseconds:0} ms; " +
+        // Resumed: the first answer after which no request failed (the load may end before it; then keep asking).
+        TimeSpan? resumedAt = lastFailure is null
+            ? killedAt
+            : outcomes.Where(o => o.Status == HttpStatusCode.OK && o.Done > lastFailure.Done).Select(o => (TimeSpan?)o.Done).Min();
+        resumedAt ??= await FirstSuccessAsync(cluster, requests[0], clock, killedAt + RecoveryBound);
+        TimeSpan recovery = resumedAt.Value - killedAt;
+        log.WriteLine($"grain directory {grainDirectory}: killed {victim.Name} (pid {victim.Pid}, {moved.Length} of {before.Count} shards) at {killedAt.TotalMilliseconds:0} ms, load average {loadAtKill}; " +
             $"{outcomes.Count} requests over {clock.Elapsed.TotalSeconds:0.0} s: {outcomes.Count - failed.Count} ok, {failed.Count} failed, {wrong.Count} wrong scores; " +
-            $"recovery (kill -> last failed answer) {recovery.TotalMilliseconds:0} ms");
+            $"recovery (kill -> service resumed) {recovery.TotalMilliseconds:0} ms, kill -> last failed answer {(lastFailure is null ? 0 : (lastFailure.Done - killedAt).TotalMilliseconds):0} ms");
         foreach (RankOutcome f in failed.Take(10)) log.WriteLine("  failed " + RankLoad.Describe(f));
+        WriteTimeline(cluster, clockZero, killedAt, outcomes);
 
         Assert.Empty(wrong);
         Assert.Equal(LoadRequests, outcomes.Count);
@@ -74,9 +94,10 @@ public sealed class ClusterFailureTests(ITestOutputHelper log)
             Assert.True(f.Status is HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout, RankLoad.Describe(f));
             Assert.False(string.IsNullOrEmpty(JsonNode.Parse(f.Error!)!["error"]?.GetValue<string>()), RankLoad.Describe(f));
         });
+        Assert.True(recovery <= RecoveryBound,
+            $"service resumed {recovery.TotalSeconds:0.0} s after the kill, bound {RecoveryBound.TotalSeconds:0} s (timeline: {cluster.LogDirectory})");
 
-        // Service resumes: once the survivor answers, every later request succeeds with the right scores.
-        await WaitForFirstSuccessAsync(cluster, requests[0], TimeSpan.FromSeconds(60));
+        // Service stays up: every later request succeeds with the right scores.
         for (int i = 0; i < 20; i++)
         {
             RankOutcome o = await RankLoad.RankOnceAsync(cluster.Http, requests[i], i, clock);
@@ -87,6 +108,11 @@ public sealed class ClusterFailureTests(ITestOutputHelper log)
         Dictionary<string, ShardStatus> after = await cluster.ShardStatusAsync();
         Assert.All(after.Values, s => Assert.Same(survivor, cluster.HostOf(s)));
         Assert.All(moved, key => Assert.True(after[key].RecoveredFromCheckpoint, $"shard {key} moved but reloaded instead of recovering its checkpoint"));
+        // A survivor's shard that recovered a checkpoint was deactivated by the failure and activated again.
+        string[] collateral = stayed.Where(key => after[key].RecoveredFromCheckpoint).ToArray();
+        log.WriteLine($"survivor's own shards reactivated by the failure: {collateral.Length} of {stayed.Length} {string.Join(" ", collateral)}");
+        // The consistent directory rebuilds the dead silo's range from the survivors instead of dropping what it held.
+        if (grainDirectory == "consistent") Assert.Empty(collateral);
         Assert.False(survivor.HasExited);
     }
 
@@ -122,15 +148,87 @@ public sealed class ClusterFailureTests(ITestOutputHelper log)
         Assert.All(after.Values, s => Assert.Same(staying, cluster.HostOf(s)));
     }
 
-    private static async Task WaitForFirstSuccessAsync(LoopbackCluster cluster, ScoredRequest request, TimeSpan timeout)
+    /// <summary>
+    /// What a third embedding silo joining does (issue 5 asks that shards rebalance onto it without
+    /// restarting the others). Placement runs only when a shard activates, so the shards already
+    /// active stay where they are; the new silo takes the shards that move later, here those of a
+    /// silo that leaves. Asserted: service is right throughout and every shard lives on a running
+    /// embedding silo; how many shards the new silo holds before and after is reported, not asserted.
+    /// </summary>
+    [RedisFact]
+    public async Task A_joining_embedding_silo_serves_right_and_takes_shards_that_move()
+    {
+        await using LoopbackCluster cluster = await LoopbackCluster.StartAsync(log, 2, "--deadline-ms", "5000");
+        ScoredRequest[] requests = RankLoad.Requests(cluster.ModelDirectory, 20, seed: 4);
+        await cluster.WarmUpAsync(requests);
+        SiloProcess joined = await cluster.AddEmbeddingSiloAsync();
+        // Membership reaches the other silos by gossip or the 5 s table refresh.
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        await AssertAllRightAsync(cluster, requests);
+        Dictionary<string, ShardStatus> afterJoin = await cluster.ShardStatusAsync();
+        log.WriteLine($"after {joined.Name} joined: {PerSilo(cluster, afterJoin)}");
+
+        SiloProcess leaving = cluster.Embedding[0];
+        leaving.Terminate();
+        await leaving.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        await AssertAllRightAsync(cluster, requests);
+        Dictionary<string, ShardStatus> afterLeave = await cluster.ShardStatusAsync();
+        log.WriteLine($"after {leaving.Name} left: {PerSilo(cluster, afterLeave)}");
+        Assert.All(afterLeave.Values, s =>
+        {
+            SiloProcess? host = cluster.HostOf(s);
+            Assert.True(host is not null && host != leaving && cluster.Embedding.Contains(host), $"shard {s.Key} on {s.Silo}");
+        });
+    }
+
+    private static async Task AssertAllRightAsync(LoopbackCluster cluster, ScoredRequest[] requests)
     {
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout)
+        for (int i = 0; i < requests.Length; i++)
+        {
+            RankOutcome o = await RankLoad.RankOnceAsync(cluster.Http, requests[i], i, clock);
+            Assert.True(o.Status == HttpStatusCode.OK && !o.WrongScores, RankLoad.Describe(o));
+        }
+    }
+
+    private static string PerSilo(LoopbackCluster cluster, Dictionary<string, ShardStatus> shards) =>
+        string.Join(", ", shards.Values.GroupBy(s => cluster.HostOf(s)?.Name ?? s.Silo).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"));
+
+    /// <summary>Every answer of the load with UTC times, next to the processes' logs, to line up with their membership and shard lines.</summary>
+    private static void WriteTimeline(LoopbackCluster cluster, DateTime clockZero, TimeSpan killedAt, List<RankOutcome> outcomes)
+    {
+        string At(TimeSpan t) => (clockZero + t).ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+        var lines = new List<string> { $"{At(killedAt)} kill" };
+        lines.AddRange(outcomes.OrderBy(o => o.Done).Select(o => $"{At(o.Done)} #{o.Index} {(int)o.Status} sent {At(o.Sent)} took {(o.Done - o.Sent).TotalMilliseconds:0} ms{(o.Error is null ? "" : " " + o.Error)}"));
+        Directory.CreateDirectory(cluster.LogDirectory);
+        File.WriteAllLines(Path.Combine(cluster.LogDirectory, "load.log"), lines);
+    }
+
+    /// <summary>Asks until a ranking succeeds; returns when (on clock), or fails the test at giveUpAt.</summary>
+    private static async Task<TimeSpan> FirstSuccessAsync(LoopbackCluster cluster, ScoredRequest request, Stopwatch clock, TimeSpan giveUpAt)
+    {
+        while (true)
         {
             RankOutcome o = await RankLoad.RankOnceAsync(cluster.Http, request, 0, clock);
-            if (o.Status == HttpStatusCode.OK) return;
+            if (o.Status == HttpStatusCode.OK) return o.Done;
+            if (clock.Elapsed > giveUpAt)
+            {
+                throw new TimeoutException($"no successful ranking by {giveUpAt.TotalSeconds:0.0} s on the test clock (last: {RankLoad.Describe(o)}); timeline: {cluster.LogDirectory}");
+            }
             await Task.Delay(200);
         }
-        throw new TimeoutException($"no successful ranking within {timeout.TotalSeconds:0} s of the load's end");
+    }
+
+    /// <summary>The 1, 5 and 15 minute load averages: how busy the shared machine was when the silo died.</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
     }
 }

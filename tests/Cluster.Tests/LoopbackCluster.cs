@@ -26,6 +26,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
     private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-cluster-tests-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly List<SiloProcess> _processes = [];
     private IHost? _clientHost;
+    private Func<SiloProcess>? _startEmbedding;
 
     private LoopbackCluster(ITestOutputHelper log) => _log = log;
 
@@ -33,6 +34,29 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public string DataDirectory => Path.Combine(_root, "data");
     public string ModelDirectory => Path.Combine(ModelsDirectory, Model, "1");
     public string ClusterId { get; } = "cluster-tests-" + Guid.NewGuid().ToString("N")[..6];
+
+    /// <summary>
+    /// Where every process's timestamped output is kept after the test (RECSYS_CLUSTER_TEST_LOGS,
+    /// else the temp folder): membership, directory and shard activation lines for a timeline.
+    /// </summary>
+    public string LogDirectory => Path.Combine(
+        Environment.GetEnvironmentVariable("RECSYS_CLUSTER_TEST_LOGS") is { Length: > 0 } logs ? logs : Path.Combine(Path.GetTempPath(), "recsys-cluster-test-logs"),
+        ClusterId);
+
+    /// <summary>
+    /// Log levels for the children: membership changes, connection losses, directory and placement
+    /// at Information, and the shards' own activation lines, each stamped with the silo's clock.
+    /// </summary>
+    private static readonly Dictionary<string, string> ChildLogging = new()
+    {
+        ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
+        ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
+        ["Logging__LogLevel__Orleans.Runtime.MembershipService"] = "Information",
+        ["Logging__LogLevel__Orleans.Runtime.Messaging"] = "Information",
+        ["Logging__LogLevel__Orleans.Runtime.GrainDirectory"] = "Information",
+        ["Logging__LogLevel__Orleans.Runtime.Placement"] = "Information",
+        ["Logging__LogLevel__Recsys"] = "Information",
+    };
     public int RedisPort { get; private set; }
     public List<SiloProcess> Embedding { get; } = [];
     public SiloProcess Frontend { get; private set; } = null!;
@@ -58,22 +82,26 @@ public sealed class LoopbackCluster : IAsyncDisposable
     {
         WriteModel();
         RedisPort = FreePort();
-        SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]));
+        _log.WriteLine($"process logs: {LogDirectory}");
+        SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], logDirectory: LogDirectory));
         await WaitForTcpAsync(redis, RedisPort, TimeSpan.FromSeconds(20));
 
         (string dotnet, string dll) = RecsysBinary.Locate();
-        string[] common = ["--cluster", $"redis://127.0.0.1:{RedisPort}", "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory];
-        for (int i = 0; i < embeddingSilos; i++)
+        string[] common = ["--cluster", $"redis://127.0.0.1:{RedisPort}", "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory, .. ExtraServeArguments()];
+        _startEmbedding = () =>
         {
             int http = FreePort(), silo = FreePort(), gateway = FreePort();
-            Embedding.Add(Track(SiloProcess.Start($"embedding-{i}", dotnet,
-                [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo)));
-        }
+            SiloProcess process = Track(SiloProcess.Start($"embedding-{Embedding.Count}", dotnet,
+                [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo, LogDirectory, ChildLogging));
+            Embedding.Add(process);
+            return process;
+        };
+        for (int i = 0; i < embeddingSilos; i++) _startEmbedding();
         foreach (SiloProcess e in Embedding) await WaitForHttpAsync(e, "/v2/health/live", TimeSpan.FromSeconds(120));
 
         int feHttp = FreePort(), feSilo = FreePort(), feGateway = FreePort();
         Frontend = Track(SiloProcess.Start("frontend", dotnet,
-            [dll, "serve", "--role", "frontend", .. common, "--port", $"{feHttp}", "--silo-port", $"{feSilo}", "--gateway-port", $"{feGateway}", .. extra], feHttp, feSilo));
+            [dll, "serve", "--role", "frontend", .. common, "--port", $"{feHttp}", "--silo-port", $"{feSilo}", "--gateway-port", $"{feGateway}", .. extra], feHttp, feSilo, LogDirectory, ChildLogging));
         await WaitForHttpAsync(Frontend, "/v2/health/ready", TimeSpan.FromSeconds(180));
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{feHttp}/"), Timeout = TimeSpan.FromSeconds(30) };
 
@@ -89,6 +117,26 @@ public sealed class LoopbackCluster : IAsyncDisposable
             })
             .Build();
         await _clientHost.StartAsync();
+    }
+
+    /// <summary>
+    /// RECSYS_CLUSTER_TEST_SERVE_ARGS (space-separated) goes to every `recsys serve` besides the
+    /// test's own options (repeating one of those is an error): to compare settings, e.g.
+    /// "--min-threads 1" brings back the thread-pool stall.
+    /// </summary>
+    private string[] ExtraServeArguments()
+    {
+        string[] extra = (Environment.GetEnvironmentVariable("RECSYS_CLUSTER_TEST_SERVE_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (extra.Length > 0) _log.WriteLine($"extra serve options from RECSYS_CLUSTER_TEST_SERVE_ARGS: {string.Join(' ', extra)}");
+        return extra;
+    }
+
+    /// <summary>Starts one more embedding silo with the same options as the first ones and waits until it answers.</summary>
+    public async Task<SiloProcess> AddEmbeddingSiloAsync()
+    {
+        SiloProcess process = _startEmbedding!();
+        await WaitForHttpAsync(process, "/v2/health/live", TimeSpan.FromSeconds(120));
+        return process;
     }
 
     private SiloProcess Track(SiloProcess process)
@@ -241,6 +289,18 @@ public static class Redis
 public sealed class RedisFactAttribute : FactAttribute
 {
     public RedisFactAttribute()
+    {
+        if (!Redis.Installed && !Redis.Required)
+        {
+            Skip = $"{Redis.ServerPath} not found: install redis-server to run the cluster tests (set RECSYS_REQUIRE_REDIS=1 to make this a failure)";
+        }
+    }
+}
+
+/// <summary>A [Theory] that skips like <see cref="RedisFactAttribute"/>.</summary>
+public sealed class RedisTheoryAttribute : TheoryAttribute
+{
+    public RedisTheoryAttribute()
     {
         if (!Redis.Installed && !Redis.Required)
         {

@@ -25,6 +25,9 @@ public static class ServeCommand
           --probe-timeout-ms N    liveness probe timeout (2000)
           --missed-probes N       missed probes before a silo is voted dead (3)
           --response-timeout-ms N grain call timeout (30000; ranking requests still end at --deadline-ms)
+          --grain-directory D     default | consistent: Orleans' strongly consistent directory (experimental in
+                                  Orleans 10), a dead silo takes no shards of healthy silos with it; same on every silo
+          --min-threads N         thread pool floor (32): shards reactivating after a failure block a thread each
           --tls-cert FILE         PFX certificate: silo-to-silo and gateway traffic use mutual TLS with it
           --tls-password P        password of the PFX file
           --config FILE           JSON object of these options without "--", e.g. {"role": "embedding", "silo-port": 11112}
@@ -41,7 +44,7 @@ public static class ServeCommand
     private static readonly string[] ValueOptions =
         ["models", "data", "port", "listen", "role", "cluster", "silo-port", "gateway-port", "embedding-memory",
          "max-batch", "max-delay-ms", "queue", "deadline-ms", "max-body", "api-key",
-         "cluster-id", "service-id", "advertise", "probe-timeout-ms", "missed-probes", "response-timeout-ms", "tls-cert", "tls-password", "config"];
+         "cluster-id", "service-id", "advertise", "probe-timeout-ms", "missed-probes", "response-timeout-ms", "grain-directory", "min-threads", "tls-cert", "tls-password", "config"];
 
     public static Task<int> RunAsync(string[] args)
     {
@@ -79,6 +82,8 @@ public static class ServeCommand
                 MissedProbesLimit = o.GetInt("missed-probes", 3, min: 1),
                 ResponseTimeout = TimeSpan.FromMilliseconds(o.GetInt("response-timeout-ms", 30000, min: 100)),
             },
+            GrainDirectory = o.GetChoice("grain-directory", "default", ["default", "consistent"]) == "consistent" ? GrainDirectoryKind.Consistent : GrainDirectoryKind.Default,
+            MinThreadPoolThreads = o.GetInt("min-threads", 32, min: 1),
             TlsCertificatePath = o.Get("tls-cert"),
             TlsCertificatePassword = o.Get("tls-password"),
             SiloPort = o.GetInt("silo-port", 11111, min: 1),
