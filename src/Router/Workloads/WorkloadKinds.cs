@@ -8,5 +8,6 @@ public static class WorkloadKinds
     public static void Add(IServiceCollection services)
     {
         services.AddSingleton<WorkloadRegistry>();
+        services.AddSingleton<IWorkloadLoader, Vision.VisionLoader>();
     }
 }
