@@ -8,4 +8,5 @@ if (args.Length > 0 && args[0] == "gemm-compare")
 }
 
 if (args is ["embag", ..]) { Recsys.Benchmarks.EmbeddingBagConsole.Run(args[1..]); return; }
+if (args is ["vision-overhead", ..]) { VisionOverhead.Run(args[1..]); return; }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
