@@ -18,6 +18,7 @@ namespace Recsys.Benchmarks;
 /// pays the hand-off to the worker and back).
 /// Direct: the same VisionModel.RunBatch on the calling thread, no scheduler: splits our cost into
 /// the wrapper (tensor copies, dictionaries) and the hand-off to a scheduler worker.
+/// Wall and process CPU time (CLOCK_PROCESS_CPUTIME_ID, all threads) are both reported per call.
 ///   dotnet run -c Release --project bench/Recsys.Benchmarks -- vision-overhead
 ///     [--models resnext,video3d,detector] [--calls 300] [--rounds 5] [--fixtures tests/fixtures/vision]
 /// </summary>
@@ -80,29 +81,62 @@ public static class VisionOverhead
         // Calls alternate peer / direct / scheduled one by one (order rotating), so all three see
         // the same moment of a shared, noisy machine; each round reports the median of each.
         var rows = new List<(double Bare, double Direct, double Scheduled)>();
+        var cpuRows = new List<(double Bare, double Direct, double Scheduled)>();
         for (int r = 0; r < rounds; r++)
         {
             var times = new double[3][];
-            for (int v = 0; v < 3; v++) times[v] = new double[calls];
+            var cpu = new double[3][];
+            for (int v = 0; v < 3; v++)
+            {
+                times[v] = new double[calls];
+                cpu[v] = new double[calls];
+            }
             Action[] variants = [Bare, Direct, Ours];
             for (int i = 0; i < calls; i++)
             {
                 for (int k = 0; k < 3; k++)
                 {
                     int v = (i + k) % 3;
+                    double cpuStart = ProcessCpuMicros();
                     long start = Stopwatch.GetTimestamp();
                     variants[v]();
                     times[v][i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                    cpu[v][i] = ProcessCpuMicros() - cpuStart;
                 }
             }
             (double b, double d, double o) = (Median(times[0]), Median(times[1]), Median(times[2]));
             rows.Add((b, d, o));
-            Console.WriteLine($"ROUND model={name} round={r} bare_us={b:F1} direct_us={d:F1} scheduled_us={o:F1} ratio={o / b:F3}");
+            (double cb, double cd, double co) = (Median(cpu[0]), Median(cpu[1]), Median(cpu[2]));
+            cpuRows.Add((cb, cd, co));
+            Console.WriteLine($"ROUND model={name} round={r} bare_us={b:F1} direct_us={d:F1} scheduled_us={o:F1} ratio={o / b:F3} cpu_bare_us={cb:F1} cpu_direct_us={cd:F1} cpu_scheduled_us={co:F1} cpu_ratio={co / cb:F3}");
         }
         double bm = Median(rows.Select(x => x.Bare)), dm = Median(rows.Select(x => x.Direct)), om = Median(rows.Select(x => x.Scheduled));
         double[] ratios = [.. rows.Select(x => x.Scheduled / x.Bare)];
         Console.WriteLine($"RESULT model={name} input={TensorSignature.Describe(input.Shape)} bare_median_us={bm:F1} direct_median_us={dm:F1} scheduled_median_us={om:F1} " +
             $"overhead={(om / bm - 1) * 100:F1}% median_round_ratio={Median(ratios):F3} ratio_range=[{ratios.Min():F3}, {ratios.Max():F3}]");
+        double[] cpuRatios = [.. cpuRows.Select(x => x.Scheduled / x.Bare)];
+        Console.WriteLine($"RESULT-CPU model={name} cpu_bare_median_us={Median(cpuRows.Select(x => x.Bare)):F1} cpu_direct_median_us={Median(cpuRows.Select(x => x.Direct)):F1} " +
+            $"cpu_scheduled_median_us={Median(cpuRows.Select(x => x.Scheduled)):F1} cpu_overhead={(Median(cpuRatios) - 1) * 100:F1}% cpu_ratio_range=[{cpuRatios.Min():F3}, {cpuRatios.Max():F3}]");
+    }
+
+    /// <summary>
+    /// CPU time of the whole process (every thread), from CLOCK_PROCESS_CPUTIME_ID: on a shared
+    /// machine wall time mostly measures how long the OS keeps a woken thread waiting for a core;
+    /// CPU time is what the path itself burns.
+    /// </summary>
+    private static unsafe double ProcessCpuMicros()
+    {
+        Timespec t;
+        return clock_gettime(2, &t) == 0 ? t.Seconds * 1e6 + t.Nanoseconds / 1e3 : double.NaN;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern unsafe int clock_gettime(int clock, Timespec* time);
+
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
     }
 
     private static double Median(IEnumerable<double> values)
