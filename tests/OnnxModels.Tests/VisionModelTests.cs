@@ -123,6 +123,23 @@ public sealed class VisionModelTests
     }
 
     [Fact]
+    public void Jpeg_decodes_to_its_colour_within_compression_error()
+    {
+        using var bitmap = new SKBitmap(24, 16, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        bitmap.Erase(new SKColor(200, 100, 50));
+        using SKData jpeg = bitmap.Encode(SKEncodedImageFormat.Jpeg, 100);
+        var pre = new ImagePreprocessor(Preprocessing.Default with { MaxPixels = 1 << 20 }, 8, 12);
+        HostTensor t = pre.ToTensor(jpeg.ToArray(), out int w, out int h);
+        Assert.Equal((24, 16), (w, h));
+        Assert.Equal([1L, 3, 8, 12], t.Shape);
+        float[] colour = [200 / 255f, 100 / 255f, 50 / 255f];
+        for (int c = 0; c < 3; c++)
+        {
+            for (int i = 0; i < 96; i++) Assert.True(Math.Abs(t.Floats[c * 96 + i] - colour[c]) <= 3 / 255f, $"channel {c} pixel {i}: {t.Floats[c * 96 + i] * 255} vs {colour[c] * 255}");
+        }
+    }
+
+    [Fact]
     public void Top_k_orders_classes_by_score_with_labels()
     {
         HostTensor scores = HostTensor.Of([0.1f, 0.5f, 0.2f, 0.2f, 0.9f, 0f], 2, 3);
