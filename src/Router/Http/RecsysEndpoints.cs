@@ -57,6 +57,7 @@ public static class RecsysEndpoints
             workloads.TryGet(name, out IServedWorkload w) ? w.InferAsync(context) : handler.InferAsync(context, name, null));
         app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, RankHandler handler, WorkloadRegistry workloads) =>
             workloads.TryGet(name, out IServedWorkload w) ? WorkloadInferAsync(context, w, version) : handler.InferAsync(context, name, version));
+        Vision.VisionEndpoints.Map(app);
     }
 
     private static JsonObject ListEntry(ModelRepository repository, string name, string version, string kind) => new()

@@ -9,5 +9,6 @@ public static class WorkloadKinds
     {
         services.AddSingleton<WorkloadRegistry>();
         services.AddSingleton<IWorkloadLoader, Translation.TranslationLoader>();
+        services.AddSingleton<IWorkloadLoader, Vision.VisionLoader>();
     }
 }
