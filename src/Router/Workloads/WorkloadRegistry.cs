@@ -37,8 +37,14 @@ public sealed class WorkloadRegistry(ModelRepository repository, IEnumerable<IWo
             throw new ModelFileException(spec.File, "kind", $"'{spec.Kind}' is not served by this front end (kinds: dlrm, {string.Join(", ", _byKind.Keys.Order(StringComparer.Ordinal))})");
         }
         IServedWorkload loaded = await loader.LoadAsync(name, version, spec, cancel).ConfigureAwait(false);
-        if (_models.TryGetValue(name, out IServedWorkload? old)) await old.DisposeAsync().ConfigureAwait(false);
-        _models[name] = loaded;
+        // Swap first, retire after: requests arriving during the drain already reach the new version.
+        IServedWorkload? old = null;
+        _models.AddOrUpdate(name, loaded, (_, previous) =>
+        {
+            old = previous;
+            return loaded;
+        });
+        if (old is not null) await old.DisposeAsync().ConfigureAwait(false);
         return loaded;
     }
 
