@@ -7,5 +7,6 @@ if (args.Length > 0 && args[0] == "gemm-compare")
     return;
 }
 
+if (args is ["isolation", ..]) { Recsys.Benchmarks.IsolationBench.Run(args[1..]); return; }
 if (args is ["embag", ..]) { Recsys.Benchmarks.EmbeddingBagConsole.Run(args[1..]); return; }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
