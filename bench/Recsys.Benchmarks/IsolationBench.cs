@@ -32,7 +32,7 @@ internal static class IsolationBench
             using InferenceSession session = OrtSessions.Open(onnx);
             var vision = new VisionRunner(session, o.BeWidth);
             var ranking = new RankingRunner(o.RankBatch);
-            Console.WriteLine($"isolation: workers {o.Workers}, ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.Seconds} s per phase, {o.Rounds} rounds");
+            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {o.Reserve}), ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.Seconds} s per phase, {o.Rounds} rounds");
             Console.WriteLine($"load average at start: {LoadAverage()}");
             Warm(ranking, vision, o);
 
@@ -66,7 +66,7 @@ internal static class IsolationBench
 
     private static T WithScheduler<T>(Options o, Func<ComputeScheduler, T> phase)
     {
-        using var scheduler = new ComputeScheduler(o.Workers);
+        using var scheduler = new ComputeScheduler(o.Workers, new SchedulerOptions { ReservedWorkers = o.Reserve });
         return phase(scheduler);
     }
 
@@ -268,11 +268,11 @@ internal static class IsolationBench
         }
     }
 
-    private sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns)
+    private sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns, int Reserve)
     {
         public static Options Parse(string[] args)
         {
-            var o = new Options(2, 100, 64, 2048, 4, 8, 32, 8, 3, 200);
+            var o = new Options(Workers: 2, Qps: 100, RankBatch: 64, BeWidth: 1024, BeLayers: 8, BeBatch: 32, BeClients: 64, Seconds: 8, Rounds: 3, OverheadRuns: 200, Reserve: 1);
             for (int i = 0; i < args.Length; i += 2)
             {
                 if (i + 1 >= args.Length) throw new ArgumentException($"option {args[i]} needs a value");
@@ -289,7 +289,8 @@ internal static class IsolationBench
                     "--seconds" => o with { Seconds = double.Parse(v, CultureInfo.InvariantCulture) },
                     "--rounds" => o with { Rounds = Int(args[i], v) },
                     "--overhead-runs" => o with { OverheadRuns = Int(args[i], v) },
-                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs)"),
+                    "--reserve" => o with { Reserve = int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) },
+                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve)"),
                 };
             }
             return o;

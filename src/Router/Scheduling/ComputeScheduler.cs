@@ -13,8 +13,8 @@ namespace Recsys.Router.Scheduling;
 /// When a worker frees up, the next unit is chosen in three steps:
 /// <list type="number">
 /// <item>Reserve: while a more urgent class has work queued or running, or saw work within
-/// <see cref="SchedulerOptions.ReserveWindow"/>, the less urgent classes together leave one worker
-/// free for it. Units cannot be preempted; this bounds a ranking request's wait by other ranking
+/// <see cref="SchedulerOptions.ReserveWindow"/>, the less urgent classes together leave
+/// <see cref="SchedulerOptions.ReservedWorkers"/> (one) workers free for it. Units cannot be preempted; this bounds a ranking request's wait by other ranking
 /// work, never by a vision batch.</item>
 /// <item>Share: a class whose decayed busy time is below its weighted share of the contending
 /// classes goes first, so continuous ranking cannot starve best effort (nor the reverse).</item>
@@ -45,6 +45,7 @@ public sealed class ComputeScheduler : IDisposable
     private readonly RunTimeEstimates _estimates;
     private readonly Thread[] _workers;
     private readonly long _reserveTicks;
+    private readonly int _reserved;
     private readonly long _probeTicks;
     private readonly double _shareTicks;
     private long _usageUpdated = Stopwatch.GetTimestamp();
@@ -59,6 +60,7 @@ public sealed class ComputeScheduler : IDisposable
         Metrics = new SchedulerMetrics(Workers);
         _estimates = new RunTimeEstimates(Options.EstimateSmoothing);
         _reserveTicks = Ticks(Options.ReserveWindow);
+        _reserved = Math.Min(Options.ReservedWorkers, Workers - 1);
         _probeTicks = Ticks(Options.ProbeInterval);
         _shareTicks = Ticks(Options.ShareWindow);
         foreach (WorkClass c in Enum.GetValues<WorkClass>())
@@ -215,7 +217,7 @@ public sealed class ComputeScheduler : IDisposable
             // A batch that will not fill waits out the delay of its oldest item.
             if (inBatch < queue.Limits.MaxBatch) start = Math.Max(start, (fullAhead == 0 ? oldest : now) + queue.MaxDelayTicks);
         }
-        int capacity = Workers - (ReservedAbove(c, now, out _) >= 0 ? 1 : 0);
+        int capacity = Workers - (ReservedAbove(c, now, out _) >= 0 ? _reserved : 0);
         start = Math.Max(start, now + (long)(ahead / Math.Max(1, capacity)));
         finish = start + ownRun;
         return finish <= w.Deadline;
@@ -246,7 +248,7 @@ public sealed class ComputeScheduler : IDisposable
     private int ReservedAbove(int c, long now, out long windowEnds)
     {
         windowEnds = long.MaxValue;
-        if (Workers < 2) return -1;
+        if (_reserved == 0) return -1;
         for (int h = 0; h < c; h++)
         {
             if (_busy[h] > 0 || _singles[h].Count > 0 || _queues[h].Count > 0) return h;
@@ -379,7 +381,7 @@ public sealed class ComputeScheduler : IDisposable
             {
                 int lower = 0;
                 for (int k = h + 1; k < ClassCount; k++) lower += _busy[k];
-                allowed[c] = lower + 1 <= Workers - 1;
+                allowed[c] = lower + 1 <= Workers - _reserved;
                 if (!allowed[c]) wakeAt = Math.Min(wakeAt, windowEnds);
             }
             any |= allowed[c];

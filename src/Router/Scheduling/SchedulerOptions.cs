@@ -25,6 +25,13 @@ public sealed record SchedulerOptions
     /// </summary>
     public TimeSpan ReserveWindow { get; init; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// Workers the less urgent classes leave free while a more urgent class is active (at most
+    /// Workers - 1). 0 lets best effort fill every worker: more throughput, but a ranking request
+    /// then waits for a vision batch to end.
+    /// </summary>
+    public int ReservedWorkers { get; init; } = 1;
+
     /// <summary>Time constant of the decaying per-class busy time that the guaranteed shares are measured on.</summary>
     public TimeSpan ShareWindow { get; init; } = TimeSpan.FromSeconds(1);
 
@@ -59,6 +66,7 @@ public sealed record SchedulerOptions
             if (!(p.Weight > 0) || double.IsInfinity(p.Weight)) throw new ArgumentException($"{c}.Weight must be a positive number (got {p.Weight})");
             if (p.DefaultMaxDelay < TimeSpan.Zero) throw new ArgumentException($"{c}.DefaultMaxDelay must be >= 0 (got {p.DefaultMaxDelay})");
         }
+        if (ReservedWorkers < 0) throw new ArgumentException($"ReservedWorkers must be >= 0 (got {ReservedWorkers})");
         if (ReserveWindow < TimeSpan.Zero) throw new ArgumentException($"ReserveWindow must be >= 0 (got {ReserveWindow})");
         if (ShareWindow <= TimeSpan.Zero) throw new ArgumentException($"ShareWindow must be > 0 (got {ShareWindow})");
         if (!(EstimateSmoothing > 0 && EstimateSmoothing <= 1)) throw new ArgumentException($"EstimateSmoothing must be in (0, 1] (got {EstimateSmoothing})");
