@@ -147,14 +147,20 @@ internal static class IsolationBench
         BatchQueue<float[], float[]> queue = scheduler.CreateQueue<float[], float[]>("vision", WorkClass.BestEffort, BatchLimits.Single, vision.RunBatch);
         var bare = new List<double>();
         var scheduled = new List<double>();
-        for (int rep = 0; rep < 5; rep++)
+        // Alternate which side goes first, so a drift in the machine's load does not favour one.
+        for (int rep = 0; rep < 6; rep++)
         {
-            long t0 = Stopwatch.GetTimestamp();
-            for (int i = 0; i < o.OverheadRuns; i++) vision.RunBatch(one);
-            bare.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds / o.OverheadRuns);
-            t0 = Stopwatch.GetTimestamp();
-            for (int i = 0; i < o.OverheadRuns; i++) queue.SubmitAsync(one[0], long.MaxValue).GetAwaiter().GetResult();
-            scheduled.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds / o.OverheadRuns);
+            for (int side = 0; side < 2; side++)
+            {
+                bool viaScheduler = (rep + side) % 2 == 1;
+                long t0 = Stopwatch.GetTimestamp();
+                for (int i = 0; i < o.OverheadRuns; i++)
+                {
+                    if (viaScheduler) queue.SubmitAsync(one[0], long.MaxValue).GetAwaiter().GetResult();
+                    else vision.RunBatch(one);
+                }
+                (viaScheduler ? scheduled : bare).Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds / o.OverheadRuns);
+            }
         }
         return (Median(bare), Median(scheduled));
     }

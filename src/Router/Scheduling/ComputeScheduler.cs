@@ -129,6 +129,7 @@ public sealed class ComputeScheduler : IDisposable
     {
         if ((uint)workClass >= ClassCount) throw new ArgumentOutOfRangeException(nameof(workClass), workClass, "unknown work class");
         int c = (int)workClass;
+        Dispatch? inline = null;
         lock (_gate)
         {
             long now = Stopwatch.GetTimestamp();
@@ -163,7 +164,13 @@ public sealed class ComputeScheduler : IDisposable
                 queue.Pending.Add(w);
             }
             w.Metrics.Queued(1);
-            Monitor.Pulse(_gate);
+            if (w is SlotRequest && CanGrantInline(c, now)) inline = TakeSingleLocked((SingleWork)w, now);
+            else Monitor.Pulse(_gate);
+        }
+        if (inline is not null)
+        {
+            ((SlotRequest)w).Completion.TrySetResult(new ComputeSlot(this, inline));
+            return;
         }
         if (cancel.CanBeCanceled) w.Registration = cancel.UnsafeRegister(static s => ((Waiting)s!).Cancel(), w);
     }
@@ -375,56 +382,73 @@ public sealed class ComputeScheduler : IDisposable
             }
             contending[c] = _busy[c] > 0 || _singles[c].Count > 0 || _queues[c].Count > 0;
             if (best is null) continue;
-            int h = ReservedAbove(c, now, out long windowEnds);
-            if (h < 0) allowed[c] = true;
-            else
-            {
-                int lower = 0;
-                for (int k = h + 1; k < ClassCount; k++) lower += _busy[k];
-                allowed[c] = lower + 1 <= Workers - _reserved;
-                if (!allowed[c]) wakeAt = Math.Min(wakeAt, windowEnds);
-            }
+            allowed[c] = Allowed(c, now, out long windowEnds);
+            if (!allowed[c]) wakeAt = Math.Min(wakeAt, windowEnds);
             any |= allowed[c];
         }
         if (!any) return null;
 
-        int chosen = ChooseClass(allowed, contending, now);
-        int cls = chosen;
+        int cls = ChooseClass(allowed, contending, now);
+        if (bestSingle[cls] is { } single) return TakeSingleLocked(single, now);
         var d = new Dispatch { Class = (WorkClass)cls, Start = now };
-        if (bestSingle[cls] is { } single)
+        QueuedBatches queue = bestQueue[cls]!;
+        queue.Pending.Sort(Waiting.Compare);
+        int take = Math.Min(queue.Limits.MaxBatch, queue.Pending.Count);
+        d.Batch = queue.Pending.GetRange(0, take);
+        queue.Pending.RemoveRange(0, take);
+        if (queue.Pending.Count == 0) _queues[cls].Remove(queue);
+        d.Queue = queue;
+        d.Model = queue.Model;
+        d.Items = take;
+        d.Metrics = queue.Metrics;
+        queue.Metrics.Queued(-take);
+        foreach (Waiting p in d.Batch)
         {
-            _singles[cls].Remove(single);
-            d.Single = single;
-            d.Model = single.Model;
-            d.Items = single.Items;
-            d.Metrics = single.Metrics;
-            single.Registration.Unregister();
-            single.Metrics.Queued(-1);
-            single.Metrics.Wait.Observe((now - single.Enqueued) / (double)Stopwatch.Frequency);
+            p.Registration.Unregister();
+            queue.Metrics.Wait.Observe((now - p.Enqueued) / (double)Stopwatch.Frequency);
         }
-        else
-        {
-            QueuedBatches q = bestQueue[cls]!;
-            q.Pending.Sort(Waiting.Compare);
-            int take = Math.Min(q.Limits.MaxBatch, q.Pending.Count);
-            d.Batch = q.Pending.GetRange(0, take);
-            q.Pending.RemoveRange(0, take);
-            if (q.Pending.Count == 0) _queues[cls].Remove(q);
-            d.Queue = q;
-            d.Model = q.Model;
-            d.Items = take;
-            d.Metrics = q.Metrics;
-            q.Metrics.Queued(-take);
-            foreach (Waiting p in d.Batch)
-            {
-                p.Registration.Unregister();
-                q.Metrics.Wait.Observe((now - p.Enqueued) / (double)Stopwatch.Frequency);
-            }
-        }
+        return StartLocked(d);
+    }
+
+    private Dispatch TakeSingleLocked(SingleWork single, long now)
+    {
+        _singles[(int)single.Class].Remove(single);
+        single.Registration.Unregister();
+        single.Metrics.Queued(-1);
+        single.Metrics.Wait.Observe((now - single.Enqueued) / (double)Stopwatch.Frequency);
+        return StartLocked(new Dispatch { Class = single.Class, Start = now, Single = single, Model = single.Model, Items = single.Items, Metrics = single.Metrics });
+    }
+
+    private Dispatch StartLocked(Dispatch d)
+    {
         d.Estimate = _estimates.Estimate(d.Model, d.Items);
-        _busy[cls]++;
+        _busy[(int)d.Class]++;
         _running.Add(d);
         return d;
+    }
+
+    /// <summary>Whether the reserve lets class <paramref name="c"/> take one more worker now; if not, when the window that blocks it ends.</summary>
+    private bool Allowed(int c, long now, out long windowEnds)
+    {
+        int h = ReservedAbove(c, now, out windowEnds);
+        if (h < 0) return true;
+        int lower = 0;
+        for (int k = h + 1; k < ClassCount; k++) lower += _busy[k];
+        return lower + 1 <= Workers - _reserved;
+    }
+
+    /// <summary>
+    /// True when the slot just queued is the only thing waiting and a worker's share is free: it
+    /// is granted on the caller's thread, saving ranking two thread hand-offs on an idle scheduler.
+    /// </summary>
+    private bool CanGrantInline(int c, long now)
+    {
+        if (_busy[0] + _busy[1] + _busy[2] >= Workers) return false;
+        for (int k = 0; k < ClassCount; k++)
+        {
+            if (_singles[k].Count != (k == c ? 1 : 0) || _queues[k].Count != 0) return false;
+        }
+        return Allowed(c, now, out _);
     }
 
     /// <summary>
