@@ -29,10 +29,10 @@ internal static class IsolationBench
         File.WriteAllBytes(onnx, OrtModelWriter.Mlp(BestEffortLayers(o.BeWidth, o.BeLayers)));
         try
         {
-            using InferenceSession session = OrtSessions.Open(onnx);
-            var vision = new VisionRunner(session, o.BeWidth);
+            InferenceSession[] sessions = Enumerable.Range(0, o.BeSessions).Select(_ => OrtSessions.Open(onnx)).ToArray();
+            var vision = new VisionRunner(sessions, o.BeWidth);
             var ranking = new RankingRunner(o.RankBatch);
-            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {o.Reserve}), ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.Seconds} s per phase, {o.Rounds} rounds");
+            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {o.Reserve}), ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
             Console.WriteLine($"load average at start: {LoadAverage()}");
             Warm(ranking, vision, o);
 
@@ -57,6 +57,7 @@ internal static class IsolationBench
             }
             Console.WriteLine($"load average at end: {LoadAverage()}");
             Console.WriteLine(Round.Medians(rows));
+            foreach (InferenceSession session in sessions) session.Dispose();
         }
         finally
         {
@@ -251,8 +252,10 @@ internal static class IsolationBench
     }
 
     /// <summary>The best-effort model: one session.Run per batch, items stacked into one [n, width] tensor.</summary>
-    private sealed class VisionRunner(InferenceSession session, int width)
+    private sealed class VisionRunner(InferenceSession[] sessions, int width)
     {
+        private readonly ConcurrentBag<InferenceSession> _free = [.. sessions];
+
         private static readonly string[] InputNames = ["x"];
         private static readonly string[] OutputNames = ["y"];
 
@@ -267,18 +270,28 @@ internal static class IsolationBench
             using var input = OrtValue.CreateTensorValueFromMemory(x, [n, width]);
             using var output = OrtValue.CreateTensorValueFromMemory(y, [n, width]);
             using var run = new RunOptions();
-            session.Run(run, InputNames, [input], OutputNames, [output]);
+            // One session per concurrent batch when there are several (--be-sessions).
+            bool borrowed = _free.TryTake(out InferenceSession? session);
+            session ??= sessions[0];
+            try
+            {
+                session.Run(run, InputNames, [input], OutputNames, [output]);
+            }
+            finally
+            {
+                if (borrowed) _free.Add(session);
+            }
             var results = new float[n][];
             for (int i = 0; i < n; i++) results[i] = y.AsSpan(i * width, width).ToArray();
             return results;
         }
     }
 
-    private sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns, int Reserve)
+    private sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns, int Reserve, int BeSessions)
     {
         public static Options Parse(string[] args)
         {
-            var o = new Options(Workers: 2, Qps: 100, RankBatch: 64, BeWidth: 1024, BeLayers: 8, BeBatch: 32, BeClients: 64, Seconds: 8, Rounds: 3, OverheadRuns: 200, Reserve: 1);
+            var o = new Options(Workers: 2, Qps: 100, RankBatch: 64, BeWidth: 1024, BeLayers: 8, BeBatch: 32, BeClients: 64, Seconds: 8, Rounds: 3, OverheadRuns: 200, Reserve: 1, BeSessions: 1);
             for (int i = 0; i < args.Length; i += 2)
             {
                 if (i + 1 >= args.Length) throw new ArgumentException($"option {args[i]} needs a value");
@@ -295,8 +308,9 @@ internal static class IsolationBench
                     "--seconds" => o with { Seconds = double.Parse(v, CultureInfo.InvariantCulture) },
                     "--rounds" => o with { Rounds = Int(args[i], v) },
                     "--overhead-runs" => o with { OverheadRuns = Int(args[i], v) },
+                    "--be-sessions" => o with { BeSessions = Int(args[i], v) },
                     "--reserve" => o with { Reserve = int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) },
-                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve)"),
+                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve --be-sessions)"),
                 };
             }
             return o;
