@@ -32,7 +32,7 @@ internal static class IsolationBench
             InferenceSession[] sessions = Enumerable.Range(0, o.BeSessions).Select(_ => OrtSessions.Open(onnx)).ToArray();
             var vision = new VisionRunner(sessions, o.BeWidth);
             var ranking = new RankingRunner(o.RankBatch);
-            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {o.Reserve}), ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
+            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
             Console.WriteLine($"load average at start: {LoadAverage()}");
             Warm(ranking, vision, o);
 
