@@ -348,6 +348,27 @@ public sealed class SchedulerTests
     }
 
     [Fact]
+    public async Task Metrics_show_per_model_batches_waits_and_refusals_in_prometheus_text()
+    {
+        using var scheduler = new ComputeScheduler(1, Quiet);
+        await scheduler.RunAsync("slow", WorkClass.Interactive, long.MaxValue, () => Spin(TimeSpan.FromMilliseconds(50)));
+        Task<int> refused = scheduler.RunAsync("slow", WorkClass.Interactive, ComputeScheduler.DeadlineAfter(TimeSpan.FromMilliseconds(1)), () => 0);
+        await Assert.ThrowsAsync<SchedulerRejectedException>(() => refused);
+        BatchQueue<int, int> queue = scheduler.CreateQueue<int, int>("resnext", WorkClass.BestEffort, new BatchLimits(4, TimeSpan.Zero), items => [.. items]);
+        await queue.SubmitAsync(1, long.MaxValue);
+
+        string text = PrometheusText.Write(new ServingMetrics(), [], scheduler.Metrics);
+        Assert.Contains("recsys_scheduler_workers 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("recsys_scheduler_refusals_total{model=\"slow\",class=\"interactive\",reason=\"admission\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("recsys_scheduler_refusals_total{model=\"slow\",class=\"interactive\",reason=\"expired\"} 0\n", text, StringComparison.Ordinal);
+        Assert.Contains("recsys_scheduler_batch_items_count{model=\"slow\",class=\"interactive\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("recsys_scheduler_items_total{model=\"resnext\",class=\"best_effort\",outcome=\"ok\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("recsys_scheduler_wait_seconds_count{model=\"resnext\",class=\"best_effort\"} 1\n", text, StringComparison.Ordinal);
+        Assert.Contains("recsys_scheduler_queue_depth{model=\"resnext\",class=\"best_effort\"} 0\n", text, StringComparison.Ordinal);
+        Assert.Contains("recsys_scheduler_busy_seconds_total{class=\"interactive\"}", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Options_name_the_field_that_cannot_work()
     {
         var e = Assert.Throws<ArgumentException>(() => new ComputeScheduler(1, new SchedulerOptions { BestEffort = new ClassPolicy(TimeSpan.FromSeconds(1), 0, TimeSpan.Zero) }));
