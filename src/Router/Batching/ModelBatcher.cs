@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
+using Recsys.Router.Scheduling;
 using Recsys.Router.Serving;
 
 namespace Recsys.Router.Batching;
@@ -32,6 +33,18 @@ public sealed class ModelBatcher : IAsyncDisposable
         });
         _running = new SemaphoreSlim(options.MaxConcurrentBatches, options.MaxConcurrentBatches);
         _loop = Task.Run(LoopAsync);
+    }
+
+    /// <summary>
+    /// A Ranking-class share of the compute for <paramref name="samples"/> samples, or null when the
+    /// batcher has no scheduler. No deadline: a ranking batch is never refused or dropped by the
+    /// scheduler (its requests time out on their own tokens, which end <paramref name="giveUp"/>);
+    /// it is ordered by arrival + the ranking objective.
+    /// </summary>
+    public async Task<ComputeSlot?> AcquireComputeAsync(int samples, CancellationToken giveUp)
+    {
+        if (_options.Scheduler is not { } scheduler) return null;
+        return await scheduler.AcquireAsync(_model.Name, WorkClass.Ranking, long.MaxValue, samples, giveUp).ConfigureAwait(false);
     }
 
     /// <summary>Queues a request; its task ends with Batch x Events scores, or canceled when the token fires first.</summary>
@@ -122,7 +135,16 @@ public sealed class ModelBatcher : IAsyncDisposable
             LookupBatch merged = LookupBatch.Merge(live.Select(p => p.Input).ToList(), _model.Spec.DenseFeatures);
             metrics.CountBatch(merged.Batch);
             using var giveUp = new BatchGiveUp(live.Select(p => p.Deadline).ToList());
-            float[] scores = await RankingEngine.RunAsync(_model, merged, giveUp.Token).ConfigureAwait(false);
+            float[] scores;
+            ComputeSlot? slot = _options.EngineTakesSlots ? null : await AcquireComputeAsync(merged.Batch, giveUp.Token).ConfigureAwait(false);
+            try
+            {
+                scores = await RankingEngine.RunAsync(_model, merged, giveUp.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                slot?.Dispose();
+            }
             int events = _model.Spec.Events, at = 0;
             foreach (PendingRank p in live)
             {

@@ -81,10 +81,10 @@ public sealed class RecsysServer : IAsyncDisposable
         builder.Services.AddSingleton<ServingMetrics>();
         if (options.Role.HasFlag(SiloRole.Frontend))
         {
-            builder.Services.AddSingleton(sp => new ModelRegistry(repository, sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ServingMetrics>(), options.Batching));
+            builder.Services.AddSingleton(sp => new ModelRegistry(repository, sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ServingMetrics>(), options.Batching, sp.GetRequiredService<ComputeScheduler>()));
             builder.Services.AddSingleton<RankHandler>();
             builder.Services.AddSingleton(repository);
-            builder.Services.AddSingleton(_ => new ComputeScheduler(options.ComputeWorkers));
+            builder.Services.AddSingleton(_ => new ComputeScheduler(options.ComputeWorkers, options.Scheduler));
             WorkloadKinds.Add(builder.Services);
         }
 

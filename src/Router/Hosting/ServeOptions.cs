@@ -1,5 +1,6 @@
 using System.Net;
 using Recsys.Router.Batching;
+using Recsys.Router.Scheduling;
 
 namespace Recsys.Router.Hosting;
 
@@ -66,8 +67,11 @@ public sealed record ServeOptions
 
     public BatchingOptions Batching { get; init; } = new();
 
-    /// <summary>Threads of the compute scheduler that runs vision and translation work (0: one per core).</summary>
+    /// <summary>Workers of the compute scheduler that runs ranking, vision and translation work (0: one per core).</summary>
     public int ComputeWorkers { get; init; }
+
+    /// <summary>The compute scheduler's class objectives, weights, reserve and admission (docs/DEPLOY.md, "Compute scheduler").</summary>
+    public SchedulerOptions Scheduler { get; init; } = new();
 
     /// <summary>A request not answered by then gets 504 and its work is dropped.</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromSeconds(1);

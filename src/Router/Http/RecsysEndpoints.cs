@@ -10,6 +10,7 @@ using Recsys.DenseCompute.Models;
 using Recsys.Router.Hosting;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
+using Recsys.Router.Scheduling;
 using Recsys.Router.Workloads;
 
 namespace Recsys.Router.Http;
@@ -25,7 +26,7 @@ public static class RecsysEndpoints
         {
             ModelRegistry? registry = services.GetService<ModelRegistry>();
             IReadOnlyList<ShardCacheStats> shards = registry is null ? [] : await registry.CacheStatsAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
-            return Results.Text(PrometheusText.Write(metrics, shards), PrometheusText.ContentType);
+            return Results.Text(PrometheusText.Write(metrics, shards, services.GetService<ComputeScheduler>()?.Metrics), PrometheusText.ContentType);
         });
     }
 

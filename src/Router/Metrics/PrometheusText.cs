@@ -11,7 +11,7 @@ public static class PrometheusText
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    public static string Write(ServingMetrics metrics, IEnumerable<ShardCacheStats> shards)
+    public static string Write(ServingMetrics metrics, IEnumerable<ShardCacheStats> shards, SchedulerMetrics? scheduler = null)
     {
         var sb = new StringBuilder();
         List<ModelMetrics> models = metrics.Models.ToList();
@@ -57,8 +57,47 @@ public static class PrometheusText
             long reads = s.CacheHits + s.CacheMisses;
             Gauge(sb, "recsys_shard_cache_hit_ratio", s, reads == 0 ? 1.0 : (double)s.CacheHits / reads);
         }
+        if (scheduler is not null) WriteScheduler(sb, scheduler);
         return sb.ToString();
     }
+
+    /// <summary>The compute scheduler: per model (and class) queue depth, batch sizes, wait and run time, refusals; busy time per class.</summary>
+    private static void WriteScheduler(StringBuilder sb, SchedulerMetrics scheduler)
+    {
+        List<SchedulerModelMetrics> models = scheduler.Models.ToList();
+        Header(sb, "recsys_scheduler_workers", "gauge", "Units the compute scheduler runs at once.");
+        sb.Append("recsys_scheduler_workers ").Append(scheduler.Workers).Append('\n');
+        Header(sb, "recsys_scheduler_busy_seconds_total", "counter", "Worker seconds spent per class.");
+        foreach ((string cls, double seconds) in scheduler.BusySeconds())
+        {
+            sb.Append("recsys_scheduler_busy_seconds_total{class=\"").Append(cls).Append("\"} ").Append(Number(seconds)).Append('\n');
+        }
+        Header(sb, "recsys_scheduler_queue_depth", "gauge", "Items queued on the scheduler, not yet running.");
+        foreach (SchedulerModelMetrics m in models) sb.Append("recsys_scheduler_queue_depth{").Append(Labels(m)).Append("} ").Append(m.QueueDepth).Append('\n');
+        Header(sb, "recsys_scheduler_batch_items", "histogram", "Items per unit run by the scheduler.");
+        foreach (SchedulerModelMetrics m in models) Histogram(sb, "recsys_scheduler_batch_items", Labels(m), m.BatchSize);
+        Header(sb, "recsys_scheduler_wait_seconds", "histogram", "Per item: from submission to the start of its unit.");
+        foreach (SchedulerModelMetrics m in models) Histogram(sb, "recsys_scheduler_wait_seconds", Labels(m), m.Wait);
+        Header(sb, "recsys_scheduler_run_seconds", "histogram", "Per unit: how long it held a worker.");
+        foreach (SchedulerModelMetrics m in models) Histogram(sb, "recsys_scheduler_run_seconds", Labels(m), m.Run);
+        Header(sb, "recsys_scheduler_items_total", "counter", "Items run, by outcome (ok, failed: the model threw).");
+        foreach (SchedulerModelMetrics m in models)
+        {
+            sb.Append("recsys_scheduler_items_total{").Append(Labels(m)).Append(",outcome=\"ok\"} ").Append(m.Completed).Append('\n');
+            sb.Append("recsys_scheduler_items_total{").Append(Labels(m)).Append(",outcome=\"failed\"} ").Append(m.Failed).Append('\n');
+        }
+        Header(sb, "recsys_scheduler_refusals_total", "counter", "Items answered without running: refused at admission, expired while queued, or shut down.");
+        foreach (SchedulerModelMetrics m in models)
+        {
+            foreach (Refusal reason in Enum.GetValues<Refusal>())
+            {
+                sb.Append("recsys_scheduler_refusals_total{").Append(Labels(m)).Append(",reason=\"").Append(reason.ToString().ToLowerInvariant()).Append("\"} ")
+                  .Append(m.Refused(reason)).Append('\n');
+            }
+        }
+    }
+
+    private static string Labels(SchedulerModelMetrics m) => $"model=\"{Escape(m.Model)}\",class=\"{m.Class}\"";
 
     private static void Header(StringBuilder sb, string name, string type, string help) =>
         sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append("\n# TYPE ").Append(name).Append(' ').Append(type).Append('\n');

@@ -3,6 +3,7 @@ using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Models;
 using Recsys.Router.Batching;
 using Recsys.Router.Metrics;
+using Recsys.Router.Scheduling;
 using Recsys.Router.Workloads;
 
 namespace Recsys.Router.Repository;
@@ -27,12 +28,13 @@ public sealed class ModelRegistry : IAsyncDisposable
     private readonly ConcurrentDictionary<string, ModelEntry> _models = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _loadLock = new(1, 1);
 
-    public ModelRegistry(ModelRepository repository, IGrainFactory grains, ServingMetrics metrics, BatchingOptions batching)
+    /// <param name="scheduler">The front end's compute scheduler: every model's batches run their CPU work as Ranking units on it.</param>
+    public ModelRegistry(ModelRepository repository, IGrainFactory grains, ServingMetrics metrics, BatchingOptions batching, ComputeScheduler? scheduler = null)
     {
         _repository = repository;
         _grains = grains;
         _metrics = metrics;
-        _batching = batching;
+        _batching = scheduler is null ? batching : batching with { Scheduler = scheduler };
     }
 
     public ModelRepository Repository => _repository;

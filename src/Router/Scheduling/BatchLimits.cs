@@ -4,4 +4,10 @@ namespace Recsys.Router.Scheduling;
 public sealed record BatchLimits(int MaxBatch, TimeSpan MaxDelay)
 {
     public static BatchLimits Single { get; } = new(1, TimeSpan.Zero);
+
+    internal void Validate(string model)
+    {
+        if (MaxBatch < 1) throw new ArgumentException($"model '{model}': MaxBatch must be >= 1 (got {MaxBatch})");
+        if (MaxDelay < TimeSpan.Zero) throw new ArgumentException($"model '{model}': MaxDelay must be >= 0 (got {MaxDelay})");
+    }
 }

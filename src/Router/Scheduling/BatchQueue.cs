@@ -1,113 +1,89 @@
 namespace Recsys.Router.Scheduling;
 
 /// <summary>
-/// One model's queue on the scheduler. Items wait here; while any wait, one ready unit stands in
-/// the scheduler for the queue, and the worker that picks it takes up to MaxBatch items at once.
+/// One model's queue on the scheduler. Items wait here in earliest-deadline order; once MaxBatch
+/// are queued or the oldest has waited MaxDelay, a free worker takes up to MaxBatch of them in
+/// one call of the model. Several batches of one queue may run at once on different workers.
 /// </summary>
 public sealed class BatchQueue<TItem, TResult>
 {
     private readonly ComputeScheduler _scheduler;
-    private readonly Func<IReadOnlyList<TItem>, TResult[]> _runBatch;
-    private readonly Lock _gate = new();
-    private readonly List<Pending> _pending = [];
-    private bool _scheduled;
+    private readonly Core _core;
 
     internal BatchQueue(ComputeScheduler scheduler, string model, WorkClass workClass, BatchLimits limits, Func<IReadOnlyList<TItem>, TResult[]> runBatch)
     {
         _scheduler = scheduler;
-        Model = model;
-        Class = workClass;
-        Limits = limits;
-        _runBatch = runBatch;
+        _core = new Core(model, workClass, limits, runBatch)
+        {
+            Metrics = scheduler.Metrics.For(model, ComputeScheduler.ClassLabel(workClass)),
+        };
     }
 
-    public string Model { get; }
-    public WorkClass Class { get; }
-    public BatchLimits Limits { get; }
+    public string Model => _core.Model;
+    public WorkClass Class => _core.Class;
+    public BatchLimits Limits => _core.Limits;
 
-    /// <param name="deadline">Stopwatch timestamp by which the result is useless.</param>
+    /// <summary>Queues one item.</summary>
+    /// <param name="deadline">Stopwatch timestamp by which the result is useless; long.MaxValue for none.</param>
+    /// <returns>The item's result; faulted with <see cref="SchedulerRejectedException"/> when refused, expired or shut down.</returns>
     public Task<TResult> SubmitAsync(TItem item, long deadline, CancellationToken cancel = default)
     {
-        var p = new Pending(item, deadline, cancel);
-        bool schedule;
-        lock (_gate)
-        {
-            _pending.Add(p);
-            schedule = !_scheduled;
-            _scheduled = true;
-        }
-        if (schedule) _scheduler.Enqueue(new QueueUnit(this));
+        var p = new Pending(item);
+        _scheduler.Submit(p, _core, _core.Model, _core.Class, deadline, cancel);
         return p.Completion.Task;
     }
 
-    private long EarliestDeadline()
+    private sealed class Pending(TItem item) : Waiting
     {
-        lock (_gate) return _pending.Count == 0 ? long.MaxValue : _pending.Min(p => p.Deadline);
+        public TItem Item { get; } = item;
+        public TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public override bool IsDone => Completion.Task.IsCompleted;
+        public override void Refuse(Exception error) => Completion.TrySetException(error);
+        public override void Cancel() => Completion.TrySetCanceled(Token);
+
+        public bool Canceled { get; set; }
+        public TResult? Result { get; set; }
+        public Exception? Error { get; set; }
+
+        public override void Publish()
+        {
+            if (Canceled) Cancel();
+            else if (Error is not null) Completion.TrySetException(Error);
+            else Completion.TrySetResult(Result!);
+        }
     }
 
-    private void RunOnce()
+    private sealed class Core(string model, WorkClass workClass, BatchLimits limits, Func<IReadOnlyList<TItem>, TResult[]> runBatch)
+        : QueuedBatches(model, workClass, limits, (long)(limits.MaxDelay.TotalSeconds * System.Diagnostics.Stopwatch.Frequency))
     {
-        List<Pending> batch;
-        lock (_gate)
+        public override bool RunBatch(List<Waiting> batch)
         {
-            _pending.Sort((a, b) => a.Deadline.CompareTo(b.Deadline));
-            int take = Math.Min(Limits.MaxBatch, _pending.Count);
-            batch = _pending.GetRange(0, take);
-            _pending.RemoveRange(0, take);
-        }
-        var live = new List<Pending>(batch.Count);
-        foreach (Pending p in batch)
-        {
-            if (p.Cancel.IsCancellationRequested) p.Completion.TrySetCanceled(p.Cancel);
-            else live.Add(p);
-        }
-        if (live.Count > 0)
-        {
+            // Items canceled after they were taken are left out; the rest run together.
+            var live = new List<Pending>(batch.Count);
+            foreach (Waiting w in batch)
+            {
+                var p = (Pending)w;
+                if (p.Token.IsCancellationRequested) p.Canceled = true;
+                else live.Add(p);
+            }
+            if (live.Count == 0) return true;
+            var items = new TItem[live.Count];
+            for (int i = 0; i < items.Length; i++) items[i] = live[i].Item;
             try
             {
-                TResult[] results = _runBatch(live.Select(p => p.Item).ToList());
-                if (results.Length != live.Count) throw new InvalidOperationException($"model '{Model}' returned {results.Length} results for a batch of {live.Count}");
-                for (int i = 0; i < live.Count; i++) live[i].Completion.TrySetResult(results[i]);
+                TResult[] results = runBatch(items);
+                if (results is null || results.Length != live.Count)
+                {
+                    throw new InvalidOperationException($"model '{Model}' returned {results?.Length ?? 0} results for a batch of {live.Count}");
+                }
+                for (int i = 0; i < live.Count; i++) live[i].Result = results[i];
+                return true;
             }
             catch (Exception e)
             {
-                foreach (Pending p in live) p.Completion.TrySetException(e);
+                foreach (Pending p in live) p.Error = e;
+                return false;
             }
         }
-        bool again;
-        lock (_gate)
-        {
-            again = _pending.Count > 0;
-            _scheduled = again;
-        }
-        if (again) _scheduler.Enqueue(new QueueUnit(this));
-    }
-
-    private void AbandonAll()
-    {
-        List<Pending> all;
-        lock (_gate)
-        {
-            all = [.. _pending];
-            _pending.Clear();
-            _scheduled = false;
-        }
-        foreach (Pending p in all) p.Completion.TrySetException(new SchedulerRejectedException(Model, "the server is shutting down", TimeSpan.FromSeconds(1)));
-    }
-
-    private sealed class Pending(TItem item, long deadline, CancellationToken cancel)
-    {
-        public TItem Item { get; } = item;
-        public long Deadline { get; } = deadline;
-        public CancellationToken Cancel { get; } = cancel;
-        public TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    }
-
-    private sealed class QueueUnit(BatchQueue<TItem, TResult> queue) : ComputeScheduler.IReadyUnit
-    {
-        public WorkClass Class => queue.Class;
-        public long Deadline => queue.EarliestDeadline();
-        public void Run() => queue.RunOnce();
-        public void Abandon() => queue.AbandonAll();
     }
 }
