@@ -8,6 +8,7 @@ using Recsys.Router.Batching;
 using Recsys.Router.Hosting;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
+using Recsys.Router.Scheduling;
 using Recsys.Router.Serving;
 
 namespace Recsys.Router.Http;
@@ -86,6 +87,12 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         {
             status = 429;
             await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+        catch (SchedulerRejectedException e)
+        {
+            // The compute scheduler refused the batch (shutting down, or admission): retry elsewhere or later.
+            status = 503;
+            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: e.RetryAfter).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
