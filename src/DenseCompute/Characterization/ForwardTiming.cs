@@ -1,0 +1,66 @@
+namespace Recsys.DenseCompute.Characterization;
+
+/// <summary>How long and how often to time a forward pass.</summary>
+/// <param name="MaxIterations">Timed iterations per batch size, unless <paramref name="Budget"/> runs out first.</param>
+/// <param name="MinIterations">Timed iterations even past the budget, so percentiles mean something.</param>
+/// <param name="Budget">Wall time per batch size for the timed iterations.</param>
+/// <param name="Threads">Threads a GEMM may use (1 matches the 1-core machine limits).</param>
+public sealed record MeasureSettings(int MaxIterations = 300, int MinIterations = 20, int Warmup = 5, double BudgetSeconds = 2.0, int Threads = 1, ulong Seed = 7)
+{
+    public void Validate()
+    {
+        if (MinIterations < 1) throw new ArgumentOutOfRangeException(nameof(MinIterations), MinIterations, "at least one timed iteration");
+        if (MaxIterations < MinIterations) throw new ArgumentOutOfRangeException(nameof(MaxIterations), MaxIterations, $"must be >= MinIterations ({MinIterations})");
+        if (Warmup < 0) throw new ArgumentOutOfRangeException(nameof(Warmup), Warmup, "cannot be negative");
+        if (Threads < 1) throw new ArgumentOutOfRangeException(nameof(Threads), Threads, "at least one thread");
+        if (!(BudgetSeconds >= 0)) throw new ArgumentOutOfRangeException(nameof(BudgetSeconds), BudgetSeconds, "cannot be negative");
+    }
+}
+
+/// <summary>One operator's measured time per forward pass, over the same iterations as the total.</summary>
+public sealed record OperatorTiming(string Name, double MedianNs, double MeanNs);
+
+/// <summary>
+/// The measured forward passes of one batch size. Totals are timed around the whole pass, operators
+/// inside it, in the same iterations. Means are over the iterations at or below the p95 total (a
+/// pre-empted iteration says nothing about the model), so the operator means and the total mean
+/// cover the same work and their difference, <see cref="UnattributedNs"/>, is what no operator timer saw.
+/// </summary>
+/// <param name="UnbrokenP50Ns">p50 of the production forward path without per-operator timers, run interleaved; null if not run.</param>
+public sealed record ForwardTiming(int Batch, int Iterations, double P50Ns, double P99Ns, double MeanNs, IReadOnlyList<OperatorTiming> Operators, double? UnbrokenP50Ns)
+{
+    public double UnattributedNs => MeanNs - Operators.Sum(o => o.MeanNs);
+}
+
+/// <summary>Nearest-rank percentiles.</summary>
+public static class Percentile
+{
+    public static double Of(ReadOnlySpan<double> sorted, double p)
+    {
+        if (sorted.IsEmpty) throw new ArgumentException("no samples", nameof(sorted));
+        if (p is < 0 or > 100) throw new ArgumentOutOfRangeException(nameof(p), p, "percentile in [0, 100]");
+        int rank = (int)Math.Ceiling(p / 100 * sorted.Length);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
+    }
+}
+
+/// <summary>
+/// A model the characterization can run: the accounting of its operators and a timed forward
+/// pass. DLRM is <see cref="DlrmProfiler"/>; an ONNX model implements it with node costs from
+/// its graph and per-node times from ONNX Runtime's profiler (operator names must match).
+/// </summary>
+public interface IModelProfiler
+{
+    string Name { get; }
+
+    /// <summary>The model.json kind ("dlrm", "classification", "seq2seq", ...).</summary>
+    string Kind { get; }
+
+    ParameterSummary Parameters { get; }
+
+    IReadOnlyList<OperatorCost> Operators(int batch);
+
+    long MaxLiveActivationBytes(int batch);
+
+    ForwardTiming Measure(int batch, MeasureSettings settings);
+}
