@@ -11,8 +11,8 @@ namespace Recsys.DenseCompute.Characterization;
 /// <param name="StreamBytes">Buffer the bandwidth probe reads; far larger than the last-level cache.</param>
 /// <param name="GatherTableBytes">Table the gather probe reads random rows from, in huge-page advised memory like real tables.</param>
 /// <param name="GatherRows">Random rows per gather measurement.</param>
-/// <param name="Repeats">Each probe keeps its best of this many runs: a limit is what the machine can do.</param>
-public sealed record ProbeSettings(long StreamBytes = 256L << 20, long GatherTableBytes = 512L << 20, int GatherRows = 1 << 20, int Repeats = 5, int[]? GatherRowBytes = null)
+/// <param name="Repeats">Passes over each probe's data; every probe keeps its best short run, since a limit is what the machine can do.</param>
+public sealed record ProbeSettings(long StreamBytes = 256L << 20, long GatherTableBytes = 512L << 20, int GatherRows = 1 << 20, int Repeats = 3, int[]? GatherRowBytes = null)
 {
     public IReadOnlyList<int> RowSizes => GatherRowBytes ?? [64, 128, 256];
 }
@@ -27,6 +27,10 @@ public static unsafe class MachineProbes
 {
     private const int PrefetchDistance = 32;
     private const int CacheLine = 64;
+    private const long StreamChunkBytes = 16L << 20;
+    private const int GatherWindow = 1 << 15;
+    private const int PeakIterations = 1 << 15;
+    private const int PeakRuns = 200;
 
     public static MachineLimits Run(ProbeSettings? settings = null, IProgress<string>? progress = null)
     {
@@ -51,12 +55,18 @@ public static unsafe class MachineProbes
             // Written first so every page is backed before the timed reads.
             new Span<byte>(buffer, (int)Math.Min(bytes, int.MaxValue)).Fill(1);
             for (long i = int.MaxValue; i < bytes; i += 4096) buffer[i] = 1;
+            // Timed in chunks walked round the whole buffer, keeping the best: on a shared machine a
+            // short run often escapes pre-emption where a long one cannot, and a chunk was last
+            // read a buffer's length ago, so it is not in cache.
+            long chunk = Math.Min(bytes, StreamChunkBytes);
+            long chunks = bytes / chunk;
             double best = 0;
-            for (int r = 0; r < Math.Max(1, repeats); r++)
+            for (long c = 0; c < chunks * Math.Max(1, repeats); c++)
             {
+                byte* start = buffer + (c % chunks) * chunk;
                 long t0 = Stopwatch.GetTimestamp();
-                Sink(SumBytes(buffer, bytes));
-                best = Math.Max(best, bytes / Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                Sink(SumBytes(start, chunk));
+                best = Math.Max(best, chunk / Stopwatch.GetElapsedTime(t0).TotalSeconds);
             }
             return best;
         }
@@ -120,13 +130,18 @@ public static unsafe class MachineProbes
             long tableRows = table.SizeBytes / rowBytes;
             for (int i = 0; i < offsets.Length; i++) offsets[i] = rng.NextInt64(tableRows) * rowBytes;
             double best = 0;
+            int window = Math.Min(rows, GatherWindow);
             fixed (long* off = offsets)
             {
+                // Short windows of the index stream, best kept, for the same reason as the stream probe.
                 for (int r = 0; r < Math.Max(1, repeats); r++)
                 {
-                    long t0 = Stopwatch.GetTimestamp();
-                    Sink(GatherSum(table.Base, off, rows, rowBytes / CacheLine));
-                    best = Math.Max(best, rows / Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                    for (int w = 0; w + window <= rows; w += window)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        Sink(GatherSum(table.Base, off + w, window, rowBytes / CacheLine));
+                        best = Math.Max(best, window / Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                    }
                 }
             }
             rates[s] = new GatherRate(rowBytes, best);
@@ -157,14 +172,14 @@ public static unsafe class MachineProbes
     /// <summary>fp32 flops per second of fused multiply-adds (2 flops each) on the widest vectors available.</summary>
     public static double Fp32PeakFlopsPerSecond(int repeats)
     {
-        const int Iterations = 1 << 21;
+        const int Iterations = PeakIterations;
         double best = 0;
-        for (int r = 0; r < Math.Max(1, repeats) + 1; r++)
+        for (int r = 0; r < PeakRuns * Math.Max(1, repeats) / 5 + 1; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
             Sink(FmaLoop(Iterations, out int flopsPerIteration));
             double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            // The first run also pays for the JIT; the best of the rest is the peak.
+            // The first run also pays for the JIT; the best of many short runs is the peak.
             if (r > 0) best = Math.Max(best, (double)Iterations * flopsPerIteration / seconds);
         }
         return best;
@@ -223,10 +238,10 @@ public static unsafe class MachineProbes
     public static double Int8PeakOpsPerSecond(int repeats)
     {
         if (!AvxVnni.IsSupported) throw new PlatformNotSupportedException("AvxVnni (vpdpbusd) is not supported on this CPU");
-        const int Iterations = 1 << 21;
+        const int Iterations = PeakIterations;
         const int OpsPerIteration = 12 * 64;
         double best = 0;
-        for (int r = 0; r < Math.Max(1, repeats) + 1; r++)
+        for (int r = 0; r < PeakRuns * Math.Max(1, repeats) / 5 + 1; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
             Sink(VnniLoop(Iterations));
