@@ -82,7 +82,7 @@ public class CharacterizationRooflineTests
         var table = new TableSpec("T", 1_000_000, 64, Embeddings.Pooling.Sum, Embeddings.RowFormat.Fp32, 1, 80);
         OperatorCost bag = OperatorAccounting.EmbeddingBag("emb", 1, table, 80);
         double r1 = Roofline.Place(fc, Limits).Seconds * 1e9, r2 = Roofline.Place(bag, Limits).Seconds * 1e9;
-        var timing = new ForwardTiming(1, 10, 500, 900, 500, [new OperatorTiming("fc", 2 * r1, 100), new OperatorTiming("emb", 2 * r2, 300)], null);
+        var timing = new ForwardTiming(1, 10, 500, 900, 500, 10, [new OperatorTiming("fc", 2 * r1, 100), new OperatorTiming("emb", 2 * r2, 300)], null);
         BatchReport report = Characterizer.Batch([fc, bag], 1234, Limits, timing, 1);
         Assert.Equal(0.5, report.Operators[0].AchievedFraction!.Value, 12);
         Assert.Equal(0.5, report.Operators[1].AchievedFraction!.Value, 12);

@@ -65,7 +65,7 @@ public static class Characterizer
         if (timing is not null)
         {
             double attributed = timing.Operators.Sum(o => o.MeanNs);
-            latency = new LatencySummary(timing.Iterations, timing.P50Ns, timing.P99Ns, timing.MeanNs, timing.UnbrokenP50Ns,
+            latency = new LatencySummary(timing.Iterations, timing.P50Ns, timing.P99Ns, timing.MeanNs, timing.CleanIterations, timing.UnbrokenP50Ns,
                 timing.UnattributedNs, timing.MeanNs > 0 ? attributed / timing.MeanNs : 0);
             breakdown = [.. Enum.GetValues<OperatorKind>()
                 .Select(kind => (kind, ns: reports.Where(r => r.Cost.Kind == kind).Sum(r => r.MeanNs ?? 0)))

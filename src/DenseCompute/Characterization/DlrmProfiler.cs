@@ -44,6 +44,13 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
         }
     }
 
+    /// <summary>
+    /// Passes slower than this multiple of the p10 pass are left out of the means: on a shared machine
+    /// they waited for a core, and whichever operator was running when the scheduler struck would
+    /// take the blame for the wait.
+    /// </summary>
+    private const double CleanFactor = 1.5;
+
     /// <summary>The buffers of one batch size and the timed pass over them.</summary>
     private sealed class Run
     {
@@ -120,7 +127,7 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
             double nsPerTick = 1e9 / Stopwatch.Frequency;
             double[] total = [.. totals.Take(n).Select(t => t * nsPerTick)];
             double[] sortedTotal = [.. total.Order()];
-            double cut = Percentile.Of(sortedTotal, 95);
+            double cut = Math.Min(Percentile.Of(sortedTotal, 95), CleanFactor * Percentile.Of(sortedTotal, 10));
             int[] kept = [.. Enumerable.Range(0, n).Where(i => total[i] <= cut)];
             var timings = new OperatorTiming[ops.Count];
             var column = new double[n];
@@ -133,7 +140,7 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
             }
             double[] sortedUnbroken = [.. unbroken.Take(n).Select(t => t * nsPerTick).Order()];
             return new ForwardTiming(_batch, n, Percentile.Of(sortedTotal, 50), Percentile.Of(sortedTotal, 99),
-                kept.Average(i => total[i]), timings, Percentile.Of(sortedUnbroken, 50));
+                kept.Average(i => total[i]), kept.Length, timings, Percentile.Of(sortedUnbroken, 50));
         }
 
         /// <summary>One forward pass, each operator between its own pair of timestamps; returns the whole pass's ticks.</summary>

@@ -22,12 +22,15 @@ public sealed record OperatorTiming(string Name, double MedianNs, double MeanNs)
 
 /// <summary>
 /// The measured forward passes of one batch size. Totals are timed around the whole pass, operators
-/// inside it, in the same iterations. Means are over the iterations at or below the p95 total (a
-/// pre-empted iteration says nothing about the model), so the operator means and the total mean
-/// cover the same work and their difference, <see cref="UnattributedNs"/>, is what no operator timer saw.
+/// inside it, in the same iterations. p50 and p99 are over every iteration; the means are over the
+/// clean ones (no pre-emption: the profiler chooses them, see <paramref name="CleanIterations"/>),
+/// the same iterations for the operators and the total, so their difference,
+/// <see cref="UnattributedNs"/>, is what no operator timer saw.
 /// </summary>
+/// <param name="MeanNs">Mean pass over the clean iterations.</param>
+/// <param name="CleanIterations">How many iterations the means are over.</param>
 /// <param name="UnbrokenP50Ns">p50 of the production forward path without per-operator timers, run interleaved; null if not run.</param>
-public sealed record ForwardTiming(int Batch, int Iterations, double P50Ns, double P99Ns, double MeanNs, IReadOnlyList<OperatorTiming> Operators, double? UnbrokenP50Ns)
+public sealed record ForwardTiming(int Batch, int Iterations, double P50Ns, double P99Ns, double MeanNs, int CleanIterations, IReadOnlyList<OperatorTiming> Operators, double? UnbrokenP50Ns)
 {
     public double UnattributedNs => MeanNs - Operators.Sum(o => o.MeanNs);
 }

@@ -27,6 +27,9 @@ internal static class ReportFormatter
         sb.AppendLine($"run: {c.Started:yyyy-MM-dd HH:mm} UTC, {c.ProcessorCount} cores, load average {c.LoadAverage ?? "unknown"} (the machine is shared: timings are noisy)");
         sb.AppendLine();
         sb.Append(BatchTable(report).Render(markdown));
+        sb.AppendLine();
+        sb.AppendLine("p50/p99 over all passes; FC/emb/inter/other: shares of the mean clean pass (within 1.5x of the p10 pass), from the same passes;");
+        sb.AppendLine("roofline: least time the machine limits allow (weights from DRAM); bound: the limit that roofline time is mostly spent against.");
         foreach (BatchReport batch in report.Batches)
         {
             sb.AppendLine();
@@ -46,7 +49,7 @@ internal static class ReportFormatter
 
     private static TextTable BatchTable(CharacterizationReport report)
     {
-        var table = new TextTable("batch", "p50", "p99", "p50 no timers", "flops", "weight bytes", "flop/weight B", "flop/B", "max live act", "FC", "emb", "inter", "other", "unattrib.", "roofline", "bound", "most time");
+        var table = new TextTable("batch", "passes (clean)", "p50", "p99", "p50 no timers", "flops", "weight bytes", "flop/weight B", "flop/B", "max live act", "FC", "emb", "inter", "other", "unattrib.", "roofline", "bound", "most time");
         foreach (BatchReport b in report.Batches)
         {
             LatencySummary? l = b.Latency;
@@ -54,6 +57,7 @@ internal static class ReportFormatter
             double? otherShare = b.Breakdown?.Where(s => s.Kind is not (OperatorKind.Gemm or OperatorKind.EmbeddingLookup or OperatorKind.Interaction)).Sum(s => s.Share);
             table.Add(
                 b.Batch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                l is null ? "-" : $"{l.Iterations} ({l.CleanIterations})",
                 Units.Time(l?.P50Ns), Units.Time(l?.P99Ns), Units.Time(l?.UnbrokenP50Ns),
                 Units.Si(b.Flops), Units.Si(b.WeightBytes, "B"), Units.Ratio(b.FlopsPerWeightByte), Units.Ratio(b.FlopsPerByte),
                 Units.Si(b.MaxLiveActivationBytes, "B"),
