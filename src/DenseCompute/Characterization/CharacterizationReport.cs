@@ -15,7 +15,7 @@ public sealed record KindShare(OperatorKind Kind, double MeanNs, double Share);
 /// <summary>Whole-pass latency at one batch size and how much of it the operator timers explain.</summary>
 /// <param name="MeanNs">Mean over the <paramref name="CleanIterations"/> the breakdown is taken from.</param>
 /// <param name="Coverage">Sum of the operator means over the mean pass: 1 means every nanosecond is attributed.</param>
-public sealed record LatencySummary(int Iterations, double P50Ns, double P99Ns, double MeanNs, int CleanIterations, double? UnbrokenP50Ns, double UnattributedNs, double Coverage);
+public sealed record LatencySummary(int Iterations, double P50Ns, double P99Ns, double MeanNs, int CleanIterations, double? UnbrokenP50Ns, double UnattributedNs, double Coverage, ProfileClock Clock);
 
 /// <summary>Everything the characterization says about one batch size.</summary>
 /// <param name="Bound">The roofline bound of the whole pass (see <see cref="Roofline.Classify"/>).</param>

@@ -66,7 +66,7 @@ public static class Characterizer
         {
             double attributed = timing.Operators.Sum(o => o.MeanNs);
             latency = new LatencySummary(timing.Iterations, timing.P50Ns, timing.P99Ns, timing.MeanNs, timing.CleanIterations, timing.UnbrokenP50Ns,
-                timing.UnattributedNs, timing.MeanNs > 0 ? attributed / timing.MeanNs : 0);
+                timing.UnattributedNs, timing.MeanNs > 0 ? attributed / timing.MeanNs : 0, timing.Clock);
             breakdown = [.. Enum.GetValues<OperatorKind>()
                 .Select(kind => (kind, ns: reports.Where(r => r.Cost.Kind == kind).Sum(r => r.MeanNs ?? 0)))
                 .Where(k => k.ns > 0 || k.kind is OperatorKind.Gemm or OperatorKind.EmbeddingLookup or OperatorKind.Interaction or OperatorKind.Other)

@@ -36,7 +36,7 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
         model.Dense.MaxThreads = settings.Threads;
         try
         {
-            return new Run(model, batch, settings.Seed).Measure(settings, Operators(batch));
+            return new Run(model, batch, settings.Seed, settings.Clock).Measure(settings, Operators(batch));
         }
         finally
         {
@@ -63,10 +63,12 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
         private readonly float[] _pooled;
         private readonly int[] _pooledStart;
         private readonly float[] _bottomA, _bottomB, _topA, _topB, _z, _scores;
+        private readonly ProfileClock _clock;
         private ulong _state;
 
-        public Run(DlrmModel model, int batch, ulong seed)
+        public Run(DlrmModel model, int batch, ulong seed, ProfileClock clock)
         {
+            _clock = clock;
             _model = model;
             _spec = model.Spec;
             _batch = batch;
@@ -114,9 +116,9 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
                 FreshIds();
                 totals[n] = Timed(opTicks.AsSpan(n * opCount, opCount));
                 FreshIds();
-                long t0 = Stopwatch.GetTimestamp();
+                long t0 = Now();
                 _model.Score(_rankBatch, _scores);
-                unbroken[n] = Stopwatch.GetTimestamp() - t0;
+                unbroken[n] = Now() - t0;
                 n++;
             }
             return Summarize(ops, opTicks, totals, unbroken, n);
@@ -124,7 +126,7 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
 
         private ForwardTiming Summarize(IReadOnlyList<OperatorCost> ops, long[] opTicks, long[] totals, long[] unbroken, int n)
         {
-            double nsPerTick = 1e9 / Stopwatch.Frequency;
+            double nsPerTick = ProfileClocks.NanosecondsPerTick(_clock);
             double[] total = [.. totals.Take(n).Select(t => t * nsPerTick)];
             double[] sortedTotal = [.. total.Order()];
             double cut = Math.Min(Percentile.Of(sortedTotal, 95), CleanFactor * Percentile.Of(sortedTotal, 10));
@@ -140,7 +142,7 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
             }
             double[] sortedUnbroken = [.. unbroken.Take(n).Select(t => t * nsPerTick).Order()];
             return new ForwardTiming(_batch, n, Percentile.Of(sortedTotal, 50), Percentile.Of(sortedTotal, 99),
-                kept.Average(i => total[i]), kept.Length, timings, Percentile.Of(sortedUnbroken, 50));
+                kept.Average(i => total[i]), kept.Length, timings, Percentile.Of(sortedUnbroken, 50), _clock);
         }
 
         /// <summary>One forward pass, each operator between its own pair of timestamps; returns the whole pass's ticks.</summary>
@@ -148,22 +150,22 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
         {
             DlrmDense dense = _model.Dense;
             int batch = _batch, threads = dense.MaxThreads, k = 0;
-            long start = Stopwatch.GetTimestamp(), t0;
+            long start = Now(), t0;
             ReadOnlySpan<float> x = _dense;
             IReadOnlyList<PackedLinear> bottom = dense.BottomLayers;
             for (int i = 0; i < bottom.Count; i++)
             {
                 Span<float> y = (i % 2 == 0 ? _bottomA : _bottomB).AsSpan(0, batch * bottom[i].OutFeatures);
-                t0 = Stopwatch.GetTimestamp();
+                t0 = Now();
                 bottom[i].Forward(x, batch, y, threads);
-                ticks[k++] = Stopwatch.GetTimestamp() - t0;
+                ticks[k++] = Now() - t0;
                 x = y;
             }
             if (bottom.Count == 0)
             {
-                t0 = Stopwatch.GetTimestamp();
+                t0 = Now();
                 dense.Bottom(_dense, batch, _bottomA);
-                ticks[k++] = Stopwatch.GetTimestamp() - t0;
+                ticks[k++] = Now() - t0;
                 x = _bottomA.AsSpan(0, batch * _spec.DenseFeatures);
             }
             IReadOnlyList<EmbeddingTable> tables = _model.Tables;
@@ -171,25 +173,27 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
             {
                 SparseFeature f = _sparse[t];
                 Span<float> block = _pooled.AsSpan(_pooledStart[t], _pooledStart[t + 1] - _pooledStart[t]);
-                t0 = Stopwatch.GetTimestamp();
+                t0 = Now();
                 EmbeddingBag.Pool(tables[t], f.Ids, f.Offsets, default, _spec.Tables[t].Pooling, block);
-                ticks[k++] = Stopwatch.GetTimestamp() - t0;
+                ticks[k++] = Now() - t0;
             }
-            t0 = Stopwatch.GetTimestamp();
+            t0 = Now();
             dense.Interaction.Forward(x, _pooled.AsSpan(0, _pooledStart[^1]), batch, _z);
-            ticks[k++] = Stopwatch.GetTimestamp() - t0;
+            ticks[k++] = Now() - t0;
             x = _z;
             IReadOnlyList<PackedLinear> top = dense.TopLayers;
             for (int i = 0; i < top.Count; i++)
             {
                 Span<float> y = i == top.Count - 1 ? _scores : (i % 2 == 0 ? _topA : _topB).AsSpan(0, batch * top[i].OutFeatures);
-                t0 = Stopwatch.GetTimestamp();
+                t0 = Now();
                 top[i].Forward(x, batch, y, threads);
-                ticks[k++] = Stopwatch.GetTimestamp() - t0;
+                ticks[k++] = Now() - t0;
                 x = y;
             }
-            return Stopwatch.GetTimestamp() - start;
+            return Now() - start;
         }
+
+        private long Now() => ProfileClocks.Now(_clock);
 
         private void FreshIds()
         {

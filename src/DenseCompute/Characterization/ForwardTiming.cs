@@ -5,7 +5,8 @@ namespace Recsys.DenseCompute.Characterization;
 /// <param name="MinIterations">Timed iterations even past the budget, so percentiles mean something.</param>
 /// <param name="Budget">Wall time per batch size for the timed iterations.</param>
 /// <param name="Threads">Threads a GEMM may use (1 matches the 1-core machine limits).</param>
-public sealed record MeasureSettings(int MaxIterations = 300, int MinIterations = 20, int Warmup = 5, double BudgetSeconds = 2.0, int Threads = 1, ulong Seed = 7)
+/// <param name="Clock">Wall time, or the thread's CPU time on a machine too loaded for wall time to mean anything.</param>
+public sealed record MeasureSettings(int MaxIterations = 300, int MinIterations = 20, int Warmup = 5, double BudgetSeconds = 2.0, int Threads = 1, ulong Seed = 7, ProfileClock Clock = ProfileClock.Wall)
 {
     public void Validate()
     {
@@ -14,6 +15,7 @@ public sealed record MeasureSettings(int MaxIterations = 300, int MinIterations 
         if (Warmup < 0) throw new ArgumentOutOfRangeException(nameof(Warmup), Warmup, "cannot be negative");
         if (Threads < 1) throw new ArgumentOutOfRangeException(nameof(Threads), Threads, "at least one thread");
         if (!(BudgetSeconds >= 0)) throw new ArgumentOutOfRangeException(nameof(BudgetSeconds), BudgetSeconds, "cannot be negative");
+        if (!ProfileClocks.IsSupported(Clock)) throw new PlatformNotSupportedException($"clock {Clock} needs Linux");
     }
 }
 
@@ -30,7 +32,7 @@ public sealed record OperatorTiming(string Name, double MedianNs, double MeanNs)
 /// <param name="MeanNs">Mean pass over the clean iterations.</param>
 /// <param name="CleanIterations">How many iterations the means are over.</param>
 /// <param name="UnbrokenP50Ns">p50 of the production forward path without per-operator timers, run interleaved; null if not run.</param>
-public sealed record ForwardTiming(int Batch, int Iterations, double P50Ns, double P99Ns, double MeanNs, int CleanIterations, IReadOnlyList<OperatorTiming> Operators, double? UnbrokenP50Ns)
+public sealed record ForwardTiming(int Batch, int Iterations, double P50Ns, double P99Ns, double MeanNs, int CleanIterations, IReadOnlyList<OperatorTiming> Operators, double? UnbrokenP50Ns, ProfileClock Clock = ProfileClock.Wall)
 {
     public double UnattributedNs => MeanNs - Operators.Sum(o => o.MeanNs);
 }

@@ -24,7 +24,13 @@ internal static class ReportFormatter
         string int8 = m.Int8OpsPerSecond is { } i8 ? $", int8 {Units.Si(i8, "op/s")}" : ", int8 -";
         sb.AppendLine($"machine ({m.Source}): stream read {Units.Si(m.StreamBytesPerSecond, "B/s")}, gather {gather}, fp32 {Units.Si(m.Fp32FlopsPerSecond, "flop/s")}{int8}; fp32 balance {Units.Ratio(m.Fp32Balance, "F1")} flop/B{Br(markdown)}");
         RunContext c = report.Context;
-        sb.AppendLine($"run: {c.Started:yyyy-MM-dd HH:mm} UTC, {c.ProcessorCount} cores, load average {c.LoadAverage ?? "unknown"} (the machine is shared: timings are noisy)");
+        string clock = report.Batches.FirstOrDefault(b => b.Latency is not null)?.Latency?.Clock switch
+        {
+            ProfileClock.ThreadCpu => "timers read the thread's CPU time (waits for a core left out)",
+            ProfileClock.Wall => "timers read wall time",
+            _ => "not timed",
+        };
+        sb.AppendLine($"run: {c.Started:yyyy-MM-dd HH:mm} UTC, {c.ProcessorCount} cores, load average {c.LoadAverage ?? "unknown"} (the machine is shared: timings are noisy); {clock}");
         sb.AppendLine();
         sb.Append(BatchTable(report).Render(markdown));
         sb.AppendLine();

@@ -29,13 +29,15 @@ internal static class RooflinePlot
     {
         MachineLimits m = report.Limits;
         var plot = new ScottPlot.Plot();
-        AddRoof(plot, $"fp32 peak {Units.Si(m.Fp32FlopsPerSecond, "flop/s")}, stream {Units.Si(m.StreamBytesPerSecond, "B/s")}", m.Fp32FlopsPerSecond, m.StreamBytesPerSecond, Colors.Black);
         if (m.Int8OpsPerSecond is { } int8) AddRoof(plot, $"int8 peak {Units.Si(int8, "op/s")}", int8, m.StreamBytesPerSecond, Colors.Gray);
         foreach (int rowBytes in report.Batches.SelectMany(b => b.Operators).Where(o => o.Cost.IsGather).Select(o => o.Cost.GatherRowBytes).Distinct().Order())
         {
             double bw = m.GatherBytesPerSecond(rowBytes);
             AddRoof(plot, $"random gather, {rowBytes} B rows ({Units.Si(bw, "B/s")})", m.Fp32FlopsPerSecond, bw, Colors.DarkOrange);
         }
+
+        // Drawn last so it is on top where the int8 roof shares its bandwidth slope.
+        AddRoof(plot, $"fp32 peak {Units.Si(m.Fp32FlopsPerSecond, "flop/s")}, stream {Units.Si(m.StreamBytesPerSecond, "B/s")}", m.Fp32FlopsPerSecond, m.StreamBytesPerSecond, Colors.Black);
 
         MarkerShape[] shapes = [MarkerShape.FilledCircle, MarkerShape.FilledSquare, MarkerShape.FilledTriangleUp, MarkerShape.FilledDiamond, MarkerShape.Cross, MarkerShape.Asterisk, MarkerShape.OpenCircle, MarkerShape.OpenSquare];
         Color[] colors = [Colors.Blue, Colors.Green, Colors.Red, Colors.Purple, Colors.Brown, Colors.Teal, Colors.Magenta, Colors.Olive];
@@ -58,7 +60,10 @@ internal static class RooflinePlot
 
         plot.Axes.Bottom.TickGenerator = LogTicks();
         plot.Axes.Left.TickGenerator = LogTicks();
-        plot.Axes.SetLimits(Math.Log10(MinX), Math.Log10(MaxX), 6, Math.Log10(m.Fp32FlopsPerSecond) + 1);
+        double[] achieved = [.. report.Batches.SelectMany(b => b.Operators).Select(o => o.AchievedFlopsPerSecond ?? 0).Where(v => v > 0)];
+        double bottom = achieved.Length == 0 ? 6 : Math.Floor(Math.Log10(achieved.Min()));
+        double top = Math.Log10(Math.Max(m.Fp32FlopsPerSecond, m.Int8OpsPerSecond ?? 0)) + 0.5;
+        plot.Axes.SetLimits(Math.Log10(MinX), Math.Log10(MaxX), bottom, top);
         plot.Title($"{report.Model}: roofline ({m.Source}), operators at their median time");
         plot.XLabel("arithmetic intensity (flop per byte moved: weights + activations)");
         plot.YLabel("achieved flop/s");

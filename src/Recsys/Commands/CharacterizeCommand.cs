@@ -17,13 +17,15 @@ public static class CharacterizeCommand
     public const string Usage = """
         usage: recsys characterize --models DIR --model NAME [--version V] [--batch 1,16,64,256]
                                    [--md | --json] [--plot DIR] [--iterations N] [--seconds S]
-                                   [--threads N] [--no-probe] [--no-timing]
+                                   [--threads N] [--clock wall|cpu] [--no-probe] [--no-timing]
           --batch       batch sizes to measure (default 1,16,64,256)
           --md, --json  Markdown or JSON instead of the terminal table
           --plot DIR    write DIR/NAME-roofline.png and .svg
           --iterations  timed forward passes per batch size at most (default 300; at least 20)
           --seconds     time budget per batch size (default 2)
           --threads     threads per GEMM (default 1, which the 1-core machine limits assume)
+          --clock       wall (default) or cpu: the thread's CPU time, for a machine so loaded that
+                        long operators mostly wait for a core (a system call per reading)
           --no-probe    use the BASELINES.md limits instead of probing this machine (saves ~3 s)
           --no-timing   accounting and roofline only, no forward passes
           `recsys demo-model --out DIR --preset rmc1` writes a model to try it on
@@ -38,7 +40,7 @@ public static class CharacterizeCommand
             stdout.WriteLine(Usage);
             return 0;
         }
-        CliOptions options = CliOptions.Parse(args, ["models", "model", "version", "batch", "plot", "iterations", "seconds", "threads"], ["md", "json", "no-probe", "no-timing"]);
+        CliOptions options = CliOptions.Parse(args, ["models", "model", "version", "batch", "plot", "iterations", "seconds", "threads", "clock"], ["md", "json", "no-probe", "no-timing"]);
         string root = options.Require("models");
         string name = options.Require("model");
         if (options.Has("md") && options.Has("json")) throw new CliException("--md and --json are exclusive: pick one output format");
@@ -47,6 +49,8 @@ public static class CharacterizeCommand
         double seconds = options.GetDouble("seconds", 2.0);
         if (seconds < 0) throw new CliException($"--seconds: {seconds} must be >= 0");
         int threads = options.GetInt("threads", 1, min: 1);
+        ProfileClock clock = options.GetChoice("clock", "wall", ["wall", "cpu"]) == "cpu" ? ProfileClock.ThreadCpu : ProfileClock.Wall;
+        if (clock == ProfileClock.ThreadCpu && !OperatingSystem.IsLinux()) throw new CliException("--clock cpu needs Linux (CLOCK_THREAD_CPUTIME_ID)");
         if (!ModelRepository.IsSafeName(name)) throw new CliException($"--model: '{name}' is not a plain directory name");
         if (!Directory.Exists(root)) throw new CliException($"--models: no model repository at {Path.GetFullPath(root)} (`recsys demo-model --out {root} --preset rmc1` writes one)");
 
@@ -65,7 +69,7 @@ public static class CharacterizeCommand
             progress.Report($"loading {name}/{version}");
             using DlrmModel model = DlrmModel.Load(directory);
             MachineLimits limits = options.Has("no-probe") ? MachineLimits.Baselines : MachineProbes.Run(progress: progress);
-            MeasureSettings? settings = options.Has("no-timing") ? null : new MeasureSettings(MaxIterations: Math.Max(iterations, 1), MinIterations: Math.Min(20, iterations), BudgetSeconds: seconds, Threads: threads);
+            MeasureSettings? settings = options.Has("no-timing") ? null : new MeasureSettings(MaxIterations: Math.Max(iterations, 1), MinIterations: Math.Min(20, iterations), BudgetSeconds: seconds, Threads: threads, Clock: clock);
             CharacterizationReport report = Characterizer.Run(new DlrmProfiler(model, name), batches, limits, settings, progress);
 
             if (options.Has("json")) stdout.WriteLine(CharacterizationJson.Serialize(report));
