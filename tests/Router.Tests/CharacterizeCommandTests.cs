@@ -39,8 +39,8 @@ public class CharacterizeCommandTests
         var stdout = new StringWriter();
         Assert.Equal(0, CharacterizeCommand.Run(["--models", models, "--model", "tiny", "--batch", "4", "--md", "--no-probe", "--iterations", "20", "--seconds", "0", "--plot", plots], stdout, new StringWriter()));
         Assert.Contains("| batch |", stdout.ToString(), StringComparison.Ordinal);
-        Assert.True(new FileInfo(Path.Combine(plots, "tiny-roofline.png")).Length > 0);
-        Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(plots, "tiny-roofline.svg")).TrimStart(), StringComparison.Ordinal);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(Path.Combine(plots, "tiny-roofline.png")).Take(4));
+        Assert.Contains("<svg", File.ReadAllText(Path.Combine(plots, "tiny-roofline.svg")), StringComparison.Ordinal);
     }
 
     [Fact]
