@@ -8,8 +8,8 @@ namespace Recsys.DenseCompute.Characterization;
 
 /// <summary>
 /// Times a loaded DLRM operator by operator on our own kernels: each Linear, each table's
-/// embedding bag and the interaction, with the buffers laid out as <see cref="DlrmModel.Score(RankBatch, Span{float})"/>
-/// lays them out. Ids are drawn uniformly from each table afresh for every pass (untimed), so
+/// embedding bag and the interaction, on the tensor layouts <see cref="DlrmModel.Score(RankBatch, Span{float})"/>
+/// uses, in buffers allocated once per batch size (the production path rents them per call). Ids are drawn uniformly from each table afresh for every pass (untimed), so
 /// rows come from DRAM as they would under traffic that does not fit in cache; every bag has the
 /// table's declared pooling factor. Interleaved with each timed pass, the unbroken production path
 /// (<see cref="DlrmModel.Score(RankBatch, Span{float})"/>) is timed on its own fresh ids, to show what the timers cost.
