@@ -1,6 +1,7 @@
 using Recsys.DenseCompute.Characterization;
 using Recsys.DenseCompute.Embeddings;
 using Recsys.DenseCompute.Models;
+using Recsys.DenseCompute.Quantized;
 
 namespace Recsys.DenseCompute.Tests;
 
@@ -39,10 +40,10 @@ public class CharacterizationAccountingTests
     }
 
     [Theory]
-    // I·O = 6 weights: fp16 6·2 + 2·4 (bias) = 20 B; int8 6·1 + 2·(4 bias + 4 scale) = 22 B.
-    [InlineData(LinearPrecision.Fp16, 20, ComputeUnit.Fp32)]
-    [InlineData(LinearPrecision.Int8, 22, ComputeUnit.Int8)]
-    public void Linear_weight_bytes_follow_the_stored_precision(LinearPrecision precision, long weightBytes, ComputeUnit unit)
+    // I·O = 6 weights: fp16 6·2 + 2·4 (bias) = 20 B; int8 6·1 + 2·(4 bias + 4 scale + 4 row sum) = 30 B.
+    [InlineData(LayerPrecision.Fp16, 20, ComputeUnit.Fp32)]
+    [InlineData(LayerPrecision.Int8, 30, ComputeUnit.Int8)]
+    public void Linear_weight_bytes_follow_the_stored_precision(LayerPrecision precision, long weightBytes, ComputeUnit unit)
     {
         OperatorCost fc = OperatorAccounting.Linear("fc", 4, 3, 2, precision);
         Assert.Equal(weightBytes, fc.WeightBytes);
@@ -114,7 +115,12 @@ public class CharacterizationAccountingTests
         Assert.Equal(240, DlrmAccounting.Parameters(int8).EmbeddingBytes);
         Assert.Equal("int8", DlrmAccounting.Parameters(int8).EmbeddingPrecision);
         // fp16 dense: 28 weights · 2 B + 7 fp32 biases · 4 B = 56 + 28 = 84 B.
-        Assert.Equal(84, DlrmAccounting.Parameters(TinySpec(), LinearPrecision.Fp16).DenseBytes);
+        DlrmSpec fp16 = TinySpec() with { Precision = new DensePrecision(LayerPrecision.Fp16, new Dictionary<string, LayerPrecision>()) };
+        Assert.Equal(84, DlrmAccounting.Parameters(fp16).DenseBytes);
+        // int8 top.0 only (model.json per-layer override): 14 weights · 1 B + 2 outputs · 12 B = 38 B in place of 64.
+        DlrmSpec mixed = TinySpec() with { Precision = new DensePrecision(LayerPrecision.Fp32, new Dictionary<string, LayerPrecision> { ["top.0"] = LayerPrecision.Int8 }) };
+        Assert.Equal(140 - 64 + 38, DlrmAccounting.Parameters(mixed).DenseBytes);
+        Assert.Equal(ComputeUnit.Int8, DlrmAccounting.Operators(mixed, 2).Single(o => o.Name == "top.0").Compute);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Recsys.DenseCompute.Models;
+using Recsys.DenseCompute.Quantized;
 
 namespace Recsys.DenseCompute.Characterization;
 
@@ -15,8 +16,9 @@ public sealed record ParameterSummary(long DenseParameters, long EmbeddingParame
 /// </summary>
 public static class DlrmAccounting
 {
-    public static string BottomName(int layer) => $"bottom.{layer}";
-    public static string TopName(int layer) => $"top.{layer}";
+    // The names model.json's per-layer precision overrides use, so accounting finds each layer's precision.
+    public static string BottomName(int layer) => DensePrecision.BottomLayer(layer);
+    public static string TopName(int layer) => DensePrecision.TopLayer(layer);
     public static string TableName(TableSpec table) => $"emb.{table.Name}";
     public const string InteractionName = "interaction";
     public const string BottomCopyName = "bottom.copy";
@@ -24,27 +26,31 @@ public static class DlrmAccounting
     /// <summary>Ids per bag the accounting and the profiler assume: the table's typical pooling factor, at least 1.</summary>
     public static int LookupsPerBag(TableSpec table) => Math.Max(1, table.Lookups);
 
-    public static ParameterSummary Parameters(DlrmSpec spec, LinearPrecision dense = LinearPrecision.Fp32)
+    /// <summary>Parameters and bytes, each Linear layer at the precision model.json gives it (<see cref="DlrmSpec.Precision"/>).</summary>
+    public static ParameterSummary Parameters(DlrmSpec spec)
     {
         long denseParams = 0, denseBytes = 0;
-        foreach ((int inputs, int outputs) in Layers(spec))
+        var precisions = new HashSet<string>(StringComparer.Ordinal);
+        foreach ((string name, int inputs, int outputs) in Layers(spec))
         {
+            LayerPrecision precision = spec.Precision.For(name);
+            precisions.Add(LayerPrecisions.Name(precision));
             denseParams += (long)inputs * outputs + outputs;
-            denseBytes += OperatorAccounting.LinearWeightBytes(inputs, outputs, dense);
+            denseBytes += OperatorAccounting.LinearWeightBytes(inputs, outputs, precision);
         }
         long embParams = spec.Tables.Sum(t => t.Rows * t.Dim);
         long embBytes = spec.Tables.Sum(t => t.Rows * t.RowBytes);
         string formats = string.Join("+", spec.Tables.Select(t => Embeddings.RowLayout.Name(t.Storage)).Distinct());
-        return new ParameterSummary(denseParams, embParams, denseBytes, embBytes, OperatorAccounting.Name(dense), formats);
+        return new ParameterSummary(denseParams, embParams, denseBytes, embBytes, string.Join("+", precisions), formats);
     }
 
-    public static IReadOnlyList<OperatorCost> Operators(DlrmSpec spec, int batch, LinearPrecision dense = LinearPrecision.Fp32)
+    public static IReadOnlyList<OperatorCost> Operators(DlrmSpec spec, int batch)
     {
         var ops = new List<OperatorCost>();
         int inputs = spec.DenseFeatures;
         for (int i = 0; i < spec.BottomMlp.Length; i++)
         {
-            ops.Add(OperatorAccounting.Linear(BottomName(i), batch, inputs, spec.BottomMlp[i], dense));
+            ops.Add(OperatorAccounting.Linear(BottomName(i), batch, inputs, spec.BottomMlp[i], spec.Precision.For(BottomName(i))));
             inputs = spec.BottomMlp[i];
         }
         if (spec.BottomMlp.Length == 0) ops.Add(OperatorAccounting.Copy(BottomCopyName, batch, spec.DenseFeatures));
@@ -53,7 +59,7 @@ public static class DlrmAccounting
         inputs = spec.InteractionOutput;
         for (int i = 0; i < spec.TopMlp.Length; i++)
         {
-            ops.Add(OperatorAccounting.Linear(TopName(i), batch, inputs, spec.TopMlp[i], dense));
+            ops.Add(OperatorAccounting.Linear(TopName(i), batch, inputs, spec.TopMlp[i], spec.Precision.For(TopName(i))));
             inputs = spec.TopMlp[i];
         }
         return ops;
@@ -107,19 +113,19 @@ public static class DlrmAccounting
         return LiveActivations.Peak(steps, sizes);
     }
 
-    private static IEnumerable<(int Inputs, int Outputs)> Layers(DlrmSpec spec)
+    private static IEnumerable<(string Name, int Inputs, int Outputs)> Layers(DlrmSpec spec)
     {
         int inputs = spec.DenseFeatures;
-        foreach (int outputs in spec.BottomMlp)
+        for (int i = 0; i < spec.BottomMlp.Length; i++)
         {
-            yield return (inputs, outputs);
-            inputs = outputs;
+            yield return (BottomName(i), inputs, spec.BottomMlp[i]);
+            inputs = spec.BottomMlp[i];
         }
         inputs = spec.InteractionOutput;
-        foreach (int outputs in spec.TopMlp)
+        for (int i = 0; i < spec.TopMlp.Length; i++)
         {
-            yield return (inputs, outputs);
-            inputs = outputs;
+            yield return (TopName(i), inputs, spec.TopMlp[i]);
+            inputs = spec.TopMlp[i];
         }
     }
 }

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Embeddings;
-using Recsys.DenseCompute.Gemm;
 using Recsys.DenseCompute.Models;
+using Recsys.DenseCompute.Quantized;
 
 namespace Recsys.DenseCompute.Characterization;
 
@@ -15,15 +15,15 @@ namespace Recsys.DenseCompute.Characterization;
 /// (<see cref="DlrmModel.Score(RankBatch, Span{float})"/>) is timed on its own fresh ids, to show what the timers cost.
 /// The model is not owned: the caller disposes it.
 /// </summary>
-public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision densePrecision = LinearPrecision.Fp32) : IModelProfiler
+public sealed class DlrmProfiler(DlrmModel model, string name) : IModelProfiler
 {
     public string Name { get; } = name;
 
     public string Kind => "dlrm";
 
-    public ParameterSummary Parameters => DlrmAccounting.Parameters(model.Spec, densePrecision);
+    public ParameterSummary Parameters => DlrmAccounting.Parameters(model.Spec);
 
-    public IReadOnlyList<OperatorCost> Operators(int batch) => DlrmAccounting.Operators(model.Spec, batch, densePrecision);
+    public IReadOnlyList<OperatorCost> Operators(int batch) => DlrmAccounting.Operators(model.Spec, batch);
 
     public long MaxLiveActivationBytes(int batch) => DlrmAccounting.MaxLiveActivationBytes(model.Spec, batch);
 
@@ -152,7 +152,7 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
             int batch = _batch, threads = dense.MaxThreads, k = 0;
             long start = Now(), t0;
             ReadOnlySpan<float> x = _dense;
-            IReadOnlyList<PackedLinear> bottom = dense.BottomLayers;
+            IReadOnlyList<IDenseLayer> bottom = dense.BottomLayers;
             for (int i = 0; i < bottom.Count; i++)
             {
                 Span<float> y = (i % 2 == 0 ? _bottomA : _bottomB).AsSpan(0, batch * bottom[i].OutFeatures);
@@ -181,7 +181,7 @@ public sealed class DlrmProfiler(DlrmModel model, string name, LinearPrecision d
             dense.Interaction.Forward(x, _pooled.AsSpan(0, _pooledStart[^1]), batch, _z);
             ticks[k++] = Now() - t0;
             x = _z;
-            IReadOnlyList<PackedLinear> top = dense.TopLayers;
+            IReadOnlyList<IDenseLayer> top = dense.TopLayers;
             for (int i = 0; i < top.Count; i++)
             {
                 Span<float> y = i == top.Count - 1 ? _scores : (i % 2 == 0 ? _topA : _topB).AsSpan(0, batch * top[i].OutFeatures);

@@ -1,5 +1,6 @@
 using Recsys.DenseCompute.Embeddings;
 using Recsys.DenseCompute.Models;
+using Recsys.DenseCompute.Quantized;
 
 namespace Recsys.DenseCompute.Characterization;
 
@@ -13,31 +14,28 @@ public static class OperatorAccounting
     private const int FloatBytes = sizeof(float);
 
     /// <summary>Bytes one weight takes at a precision; per-output extras are in <see cref="LinearBytesPerOutput"/>.</summary>
-    public static int BytesPerWeight(LinearPrecision precision) => precision switch
+    public static int BytesPerWeight(LayerPrecision precision) => precision switch
     {
-        LinearPrecision.Fp32 => 4,
-        LinearPrecision.Fp16 => 2,
-        LinearPrecision.Int8 => 1,
+        LayerPrecision.Fp32 => 4,
+        LayerPrecision.Fp16 => 2,
+        LayerPrecision.Int8 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(precision), precision, "unknown Linear precision"),
     };
 
-    /// <summary>Per output channel: the fp32 bias, plus the fp32 dequantization scale for int8.</summary>
-    public static int LinearBytesPerOutput(LinearPrecision precision) => precision == LinearPrecision.Int8 ? 8 : 4;
+    /// <summary>
+    /// Per output channel: the fp32 bias; int8 layers also keep an fp32 weight scale and the int32
+    /// weight-row sum of the zero-point correction (<see cref="PackedLinearInt8"/>).
+    /// </summary>
+    public static int LinearBytesPerOutput(LayerPrecision precision) => precision == LayerPrecision.Int8 ? 12 : 4;
 
-    public static string Name(LinearPrecision precision) => precision switch
-    {
-        LinearPrecision.Fp32 => "fp32",
-        LinearPrecision.Fp16 => "fp16",
-        LinearPrecision.Int8 => "int8",
-        _ => throw new ArgumentOutOfRangeException(nameof(precision), precision, "unknown Linear precision"),
-    };
+    public static string Name(LayerPrecision precision) => LayerPrecisions.Name(precision);
 
     /// <summary>Weight and bias bytes of a Linear layer at its stored precision.</summary>
-    public static long LinearWeightBytes(int inFeatures, int outFeatures, LinearPrecision precision) =>
+    public static long LinearWeightBytes(int inFeatures, int outFeatures, LayerPrecision precision) =>
         (long)inFeatures * outFeatures * BytesPerWeight(precision) + (long)outFeatures * LinearBytesPerOutput(precision);
 
     /// <summary>y[B x out] = x[B x in] · Wᵀ + b: 2·B·in·out for the products and B·out for the bias.</summary>
-    public static OperatorCost Linear(string name, int batch, int inFeatures, int outFeatures, LinearPrecision precision = LinearPrecision.Fp32)
+    public static OperatorCost Linear(string name, int batch, int inFeatures, int outFeatures, LayerPrecision precision = LayerPrecision.Fp32)
     {
         CheckPositive(batch, nameof(batch));
         CheckPositive(outFeatures, nameof(outFeatures));
@@ -49,7 +47,7 @@ public static class OperatorAccounting
             WeightBytes: LinearWeightBytes(inFeatures, outFeatures, precision),
             ActivationBytesIn: b * inFeatures * FloatBytes,
             ActivationBytesOut: b * outFeatures * FloatBytes,
-            Compute: precision == LinearPrecision.Int8 ? ComputeUnit.Int8 : ComputeUnit.Fp32);
+            Compute: precision == LayerPrecision.Int8 ? ComputeUnit.Int8 : ComputeUnit.Fp32);
     }
 
     /// <summary>

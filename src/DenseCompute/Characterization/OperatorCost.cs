@@ -24,16 +24,6 @@ public enum ComputeUnit
     Int8,
 }
 
-/// <summary>How a Linear layer's weights are stored; sets its weight bytes and the peak it runs against.</summary>
-public enum LinearPrecision
-{
-    Fp32,
-    /// <summary>Weights stored as IEEE half, widened to fp32 for the FMA.</summary>
-    Fp16,
-    /// <summary>Weights int8 with one fp32 scale per output channel; the dot products run on int8 units.</summary>
-    Int8,
-}
-
 /// <summary>
 /// The static cost of one operator at one batch size: work and the bytes it must move.
 /// Weight bytes are the parameters the operator reads (for an embedding bag: the rows it

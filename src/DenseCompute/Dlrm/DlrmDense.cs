@@ -33,11 +33,6 @@ public sealed class DlrmDense
     public DlrmSpec Spec { get; }
     public Interaction Interaction => _interaction;
 
-    /// <summary>The layers in execution order, so the characterization can time each one.</summary>
-    internal IReadOnlyList<PackedLinear> BottomLayers => _bottom;
-
-    internal IReadOnlyList<PackedLinear> TopLayers => _top;
-
     /// <summary>Threads a single GEMM may use (1 keeps a request on one core; batches of hundreds gain from 2).</summary>
     public int MaxThreads { get; set; } = 1;
 
