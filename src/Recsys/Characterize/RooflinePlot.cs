@@ -25,10 +25,28 @@ internal static class RooflinePlot
         return [png, svg];
     }
 
+    private const string FontName = "DejaVu Sans";
+    private static readonly string[] FontFiles = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"];
+    private static readonly Lazy<bool> FontRegistered = new(RegisterFont);
+
+    /// <summary>
+    /// The Skia native build the solution pins (NativeAssets.Linux.NoDependencies) has no fontconfig,
+    /// so system fonts are not found by name and every label silently vanishes; a font given by file
+    /// is found. Elsewhere ScottPlot's own detection applies.
+    /// </summary>
+    private static bool RegisterFont()
+    {
+        if (!FontFiles.All(File.Exists)) return false;
+        ScottPlot.Fonts.AddFontFile(FontName, FontFiles[0], bold: false, italic: false);
+        ScottPlot.Fonts.AddFontFile(FontName, FontFiles[1], bold: true, italic: false);
+        return true;
+    }
+
     private static ScottPlot.Plot Build(CharacterizationReport report)
     {
         MachineLimits m = report.Limits;
         var plot = new ScottPlot.Plot();
+        if (FontRegistered.Value) plot.Font.Set(FontName);
         if (m.Int8OpsPerSecond is { } int8) AddRoof(plot, $"int8 peak {Units.Si(int8, "op/s")}", int8, m.StreamBytesPerSecond, Colors.Gray);
         foreach (int rowBytes in report.Batches.SelectMany(b => b.Operators).Where(o => o.Cost.IsGather).Select(o => o.Cost.GatherRowBytes).Distinct().Order())
         {
