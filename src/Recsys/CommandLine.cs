@@ -20,6 +20,7 @@ public static class CommandLine
                 case "serve": return Commands.ServeCommand.RunAsync(args[1..]);
                 case "bench": return Commands.BenchCommand.RunAsync(args[1..]);
                 case "accuracy": return Commands.AccuracyCommand.RunAsync(args[1..]);
+                case "characterize": return Commands.CharacterizeCommand.RunAsync(args[1..]);
                 default:
                     Console.Error.WriteLine($"recsys: unknown command '{args[0]}'\n\n{Usage}");
                     return Task.FromResult(2);
@@ -41,6 +42,7 @@ public static class CommandLine
           rank          score a ranking request body offline
           bench         drive a running cluster (load, capacity, bandwidth)
           accuracy      AUC and normalized entropy of a model at several precisions
+          characterize  parameters, intensity, per-operator time and roofline of a model on this machine
         """;
 }
 
