@@ -56,6 +56,12 @@ internal sealed class VisionCall
             status = e.Status;
             await ApiErrors.WriteAsync(context, status, e.Field, e.Message).ConfigureAwait(false);
         }
+        catch (SchedulerRejectedException) when (Stopwatch.GetElapsedTime(started) >= budget)
+        {
+            // Refused because its time was already up: that is a deadline answer, not overload.
+            status = 504;
+            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
+        }
         catch (SchedulerRejectedException e)
         {
             status = 503;
