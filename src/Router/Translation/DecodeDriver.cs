@@ -5,7 +5,7 @@ namespace Recsys.Router.Translation;
 
 /// <summary>
 /// Runs a model's <see cref="DecodeBatch"/> on the shared compute scheduler, one decoder step per
-/// unit at the interactive class and the earliest deadline of the batch's requests, so ranking
+/// unit at the interactive class, so ranking
 /// units (more urgent) and other models' units interleave between steps. At most one step of a
 /// batch is queued or running at a time. Each step queues the next one from the compute worker
 /// itself: no thread-pool hop between steps, which on a loaded host costs a wake-up per token.
@@ -48,7 +48,10 @@ internal sealed class DecodeDriver(DecodeBatch batch, ComputeScheduler scheduler
         Task<bool> step;
         try
         {
-            step = scheduler.RunAsync(model, WorkClass.Interactive, batch.EarliestDeadline, StepThenContinue);
+            // A step carries every live request: admission or expiry must never drop it for one
+            // request's deadline (that request leaves the batch through its own cancellation).
+            // Without a deadline the scheduler orders the step by the class objective.
+            step = scheduler.RunAsync(model, WorkClass.Interactive, long.MaxValue, StepThenContinue);
         }
         catch (ObjectDisposedException e)
         {
