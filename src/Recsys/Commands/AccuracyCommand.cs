@@ -115,7 +115,10 @@ public static class AccuracyCommand
         ulong seed = (ulong)options.GetLong("seed", 7, min: 0);
         double rate = options.GetDouble("base-rate", 0.25);
         if (rate is <= 0 or >= 1) throw new CliException($"--base-rate: {rate} must be in (0, 1)");
-        return (PlantedClicks.Generate(reference, samples, seed, rate), $"synthetic, {samples:N0} samples, seed {seed}, labels planted by the fp32 model");
+        ClickData data = PlantedClicks.Generate(reference, samples, seed, rate);
+        // The spread of the teacher's logits is the signal's scale: a precision's score noise matters relative to it.
+        double spread = PlantedClicks.DefaultSignal / data.Calibration.Slope;
+        return (data, $"synthetic, {samples:N0} samples, seed {seed}, labels planted by the fp32 model (its logits' std {spread:G3})");
     }
 
     private static void Write(TextWriter stdout, CliOptions options, string name, string version, string source, ClickData data, List<AccuracyResult> results)
