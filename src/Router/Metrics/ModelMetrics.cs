@@ -21,7 +21,7 @@ public sealed class ModelMetrics
 {
     private readonly LatencyHistogram[] _stages;
     private readonly ConcurrentDictionary<int, StrongBox<long>> _byStatus = new();
-    private long _shardCalls, _bytesSent, _bytesReceived, _samples;
+    private long _shardCalls, _bytesSent, _bytesReceived, _samples, _siloCalls, _directShardCalls, _siloFallbacks;
 
     public ModelMetrics(string model)
     {
@@ -35,6 +35,15 @@ public sealed class ModelMetrics
     public long BytesSent => Interlocked.Read(ref _bytesSent);
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
     public long Samples => Interlocked.Read(ref _samples);
+
+    /// <summary>Lookup messages to a silo's shard host, each carrying all of a batch's slices on that silo.</summary>
+    public long SiloCalls => Interlocked.Read(ref _siloCalls);
+
+    /// <summary>Lookup messages sent straight to one shard: its silo unknown, its silo's only slice, or a fallback.</summary>
+    public long DirectShardCalls => Interlocked.Read(ref _directShardCalls);
+
+    /// <summary>Silo messages that failed or hedged (silo gone, shard moved, slow): their slices went per shard.</summary>
+    public long SiloFallbacks => Interlocked.Read(ref _siloFallbacks);
 
     public LatencyHistogram StageHistogram(Stage stage) => _stages[(int)stage];
 
@@ -54,6 +63,12 @@ public sealed class ModelMetrics
         Interlocked.Add(ref _bytesSent, bytesSent);
         Interlocked.Add(ref _bytesReceived, bytesReceived);
     }
+
+    public void CountSiloCall() => Interlocked.Increment(ref _siloCalls);
+
+    public void CountDirectShardCall() => Interlocked.Increment(ref _directShardCalls);
+
+    public void CountSiloFallback() => Interlocked.Increment(ref _siloFallbacks);
 
     public IEnumerable<(int Status, long Count)> RequestsByStatus() =>
         _byStatus.OrderBy(kv => kv.Key).Select(kv => (kv.Key, Interlocked.Read(ref kv.Value.Value)));

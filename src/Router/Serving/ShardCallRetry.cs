@@ -20,7 +20,7 @@ public static class ShardCallRetry
     /// <summary>Far above a healthy shard call (a few ms) so hedges stay rare under plain load.</summary>
     public static readonly TimeSpan FirstAttemptTimeout = TimeSpan.FromMilliseconds(250);
 
-    private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromSeconds(2);
+    internal static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan LastBackoff = TimeSpan.FromMilliseconds(200);
     private const int MaxOutstanding = 3;
@@ -101,12 +101,12 @@ public static class ShardCallRetry
         }
     }
 
-    private static void EarnHedge()
+    internal static void EarnHedge()
     {
         if (Volatile.Read(ref s_hedgeTokens) < HedgeBudgetCap) Interlocked.Add(ref s_hedgeTokens, HedgeEarn);
     }
 
-    private static bool TrySpendHedge()
+    internal static bool TrySpendHedge()
     {
         while (true)
         {
