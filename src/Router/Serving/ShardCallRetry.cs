@@ -31,9 +31,10 @@ public static class ShardCallRetry
     private const int HedgeEarn = 5, HedgeCost = 100, HedgeBudgetCap = 1000;
     private static int s_hedgeTokens = HedgeBudgetCap;
 
-    public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp)
+    /// <param name="earnsHedge">False for calls that are themselves a silo message's fallback or hedge: they must not fund more hedges.</param>
+    public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp, bool earnsHedge = true)
     {
-        EarnHedge();
+        if (earnsHedge) EarnHedge();
         Task<PooledLookupResult> first = shard.Lookup(request);
         try
         {

@@ -9,7 +9,9 @@ namespace Recsys.Router.Serving;
 /// slice is sent again per shard through <see cref="ShardCallRetry"/>, whose retries and deadline
 /// rules then apply unchanged; the host's answer is used whole or not at all, so a batch never
 /// mixes a partial answer in. If the host is only slow, the per-shard calls go out as a hedge
-/// alongside it (same budget as shard hedges) and the first whole answer wins: lookups only read.
+/// alongside it and the first whole answer wins: lookups only read. A silo message earns and
+/// spends the hedge budget like one shard call, and the per-shard calls it falls back to earn
+/// nothing: otherwise a slow cluster's hedges would fund more hedges and double its own load.
 /// A bad request (ArgumentException) and the batch giving up are not retried.
 /// </summary>
 public static class SiloCallRetry
@@ -41,7 +43,7 @@ public static class SiloCallRetry
             }
         }
 
-        metrics.CountSiloFallback();
+        metrics.CountSiloHedge();
         Task<PooledLookupResult[]> viaHost = PartsOf(first, request);
         Task<PooledLookupResult[]> perShard = PerShardAsync(request, metrics, giveUp);
         Task<PooledLookupResult[]> done = await Task.WhenAny(viaHost, perShard).WaitAsync(giveUp).ConfigureAwait(false);
@@ -52,7 +54,9 @@ public static class SiloCallRetry
             return (done.Result, false);
         }
         Observe(done);
-        return (await other.WaitAsync(giveUp).ConfigureAwait(false), done == viaHost);
+        bool hostFailed = done == viaHost;
+        if (hostFailed) metrics.CountSiloFallback();
+        return (await other.WaitAsync(giveUp).ConfigureAwait(false), hostFailed);
     }
 
     /// <summary>Every failure of the host path except a bad request and the batch giving up: the per-shard path decides about those itself.</summary>
@@ -81,8 +85,8 @@ public static class SiloCallRetry
         var calls = new Task<PooledLookupResult>[request.Slices.Length];
         for (int i = 0; i < calls.Length; i++)
         {
-            metrics.CountDirectShardCall();
-            calls[i] = ShardCallRetry.LookupAsync(request.Shards[i], request.Slices[i], giveUp);
+            metrics.CountFallbackShardCall();
+            calls[i] = ShardCallRetry.LookupAsync(request.Shards[i], request.Slices[i], giveUp, earnsHedge: false);
         }
         return Task.WhenAll(calls);
     }
