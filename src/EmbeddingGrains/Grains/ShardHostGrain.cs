@@ -22,8 +22,14 @@ internal sealed class ShardHostGrain : Grain, IShardHostGrain
         {
             throw new ArgumentException($"{request.Shards.Length} shards for {request.Slices.Length} slices: one shard per slice", nameof(request));
         }
-        var calls = new Task<PooledLookupResult>[request.Slices.Length];
-        for (int i = 0; i < calls.Length; i++) calls[i] = request.Shards[i].Lookup(request.Slices[i]);
-        return new SiloLookupResult { Parts = await Task.WhenAll(calls) };
+        // Sent from the thread pool, not from this activation: the sends and the answers' completions
+        // then run on any thread instead of queueing one by one behind this activation's scheduler.
+        PooledLookupResult[] parts = await Task.Run(() =>
+        {
+            var calls = new Task<PooledLookupResult>[request.Slices.Length];
+            for (int i = 0; i < calls.Length; i++) calls[i] = request.Shards[i].Lookup(request.Slices[i]);
+            return Task.WhenAll(calls);
+        });
+        return new SiloLookupResult { Parts = parts };
     }
 }
