@@ -63,7 +63,7 @@ public sealed class FanOutCluster : IAsyncLifetime
         {
             dense = DlrmDense.Load(Spec, weights);
         }
-        var model = new ServedModel(Model, "1", Spec, dense, FrontEnd, new ServingMetrics().For(Model), new BatchingOptions());
+        var model = new ServedModel(Model, "1", Spec, dense, FrontEnd, new ServingMetrics().For(Model), new BatchingOptions()) { LookupPerSilo = true };
         await model.WarmUpAsync(progress: null);
         return model;
     }

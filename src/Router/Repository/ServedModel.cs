@@ -48,6 +48,13 @@ public sealed class ServedModel
     /// <summary>Completes when the version is retired and its last request has finished.</summary>
     public Task Drained => _drained.Task;
 
+    /// <summary>
+    /// Send a batch's slices as one message per silo (<see cref="LookupFanOut"/>). Off by default:
+    /// on the loopback cluster the per-shard path still served more at saturation
+    /// (bench/RESULTS-cluster.md); the RECSYS_LOOKUP_PER_SILO=1 environment variable turns it on.
+    /// </summary>
+    public bool LookupPerSilo { get; set; } = Environment.GetEnvironmentVariable("RECSYS_LOOKUP_PER_SILO") == "1";
+
     /// <summary>Shard -> silo, from the shards' own answers and status reports.</summary>
     public ShardLocations Locations { get; }
 

@@ -10,7 +10,8 @@ namespace Recsys.Router.Serving;
 /// is unknown (never reported, or forgotten after a failure), or that is alone on its silo, goes
 /// straight to its shard. Every answer names the silo it came from and corrects the map, so a
 /// shard that moved is found again by the next batch. Calls go out before the first await: the
-/// caller runs the bottom MLP while they are in flight.
+/// caller runs the bottom MLP while they are in flight. With <see cref="ServedModel.LookupPerSilo"/>
+/// off every slice goes straight to its shard (the map is still kept).
 /// </summary>
 public static class LookupFanOut
 {
@@ -37,7 +38,7 @@ public static class LookupFanOut
         var pending = new List<Task>(8);
         for (int i = 0; i < slices.Count; i++)
         {
-            SiloAddress? silo = model.Locations.Get(slices[i].Table, slices[i].Shard);
+            SiloAddress? silo = model.LookupPerSilo ? model.Locations.Get(slices[i].Table, slices[i].Shard) : null;
             if (silo is null)
             {
                 pending.Add(DirectAsync(model, slices[i], partials, giveUp));
