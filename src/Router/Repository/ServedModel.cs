@@ -50,7 +50,7 @@ public sealed class ServedModel
 
     /// <summary>
     /// Send a batch's slices as one message per silo (<see cref="LookupFanOut"/>). Off by default:
-    /// on the loopback cluster the per-shard path still served more at saturation
+    /// on the loopback cluster the per-shard path served more at saturation (two rounds)
     /// (bench/RESULTS-cluster.md); the RECSYS_LOOKUP_PER_SILO=1 environment variable turns it on.
     /// </summary>
     public bool LookupPerSilo { get; set; } = Environment.GetEnvironmentVariable("RECSYS_LOOKUP_PER_SILO") == "1";
