@@ -38,6 +38,8 @@ public sealed class PooledLookupResult
     [Id(0)] public int Bags { get; init; }
     [Id(1)] public int Dim { get; init; }
     [Id(2)] public float[] Pooled { get; init; } = [];
+    /// <summary>The silo that answered: front ends keep their shard -> silo map from these reports.</summary>
+    [Id(3)] public SiloAddress? Silo { get; init; }
 }
 
 /// <summary>New fp32 values for rows (Ids.Length x Dim, row-major); the shard encodes them in its row format.</summary>
@@ -63,6 +65,8 @@ public sealed class ShardStatus
     [Id(8)] public long DiskReads { get; init; }
     /// <summary>True when the shard's grant holds all its rows (flat array, FASTER never read).</summary>
     [Id(9)] public bool FullyResident { get; init; }
+    /// <summary>The hosting silo as an address (Silo is its display form), for front ends' shard -> silo map.</summary>
+    [Id(10)] public SiloAddress? SiloAddress { get; init; }
 }
 
 /// <summary>Builds and parses the shard grain key "{model}/{version}/{table}/{shard}".</summary>

@@ -114,7 +114,7 @@ internal sealed partial class EmbeddingShardGrain(
         int bags = request.Offsets.Length - 1;
         var pooled = new float[(long)bags * shard.Dim];
         await shard.LookupAsync(request.Ids, request.Offsets, request.Weights, pooled);
-        return new PooledLookupResult { Bags = bags, Dim = shard.Dim, Pooled = pooled };
+        return new PooledLookupResult { Bags = bags, Dim = shard.Dim, Pooled = pooled, Silo = silo.SiloAddress };
     }
 
     /// <summary>Batches above this many rows are written off the scheduler: FASTER may wait for a page flush.</summary>
@@ -136,6 +136,7 @@ internal sealed partial class EmbeddingShardGrain(
         {
             Key = _key,
             Silo = silo.SiloAddress.ToString(),
+            SiloAddress = silo.SiloAddress,
             Rows = shard.Slots,
             ResidentRows = shard.ResidentRows,
             Lookups = shard.Lookups,

@@ -9,7 +9,8 @@ public static class EmbeddingShardsSiloBuilderExtensions
 {
     /// <summary>
     /// Call on every silo of the cluster, whatever its roles: it advertises the silo's roles in the
-    /// silo metadata and registers the placement director every silo needs to place shards; silos
+    /// silo metadata and registers the placement directors every silo needs to place shards and
+    /// shard hosts (the per-silo lookup entry); silos
     /// whose <see cref="EmbeddingShardOptions.Roles"/> include "embedding" also host shards.
     /// This calls <c>UseSiloMetadata</c>; do not call it again with other metadata.
     /// </summary>
@@ -24,6 +25,7 @@ public static class EmbeddingShardsSiloBuilderExtensions
         builder.Services.AddSingleton<ShardLoadProgress>();
         builder.Services.AddSingleton<SiloRowBudget>();
         builder.Services.AddPlacementDirector<EmbeddingRolePlacement, EmbeddingRolePlacementDirector>();
+        builder.Services.AddPlacementDirector<ShardHostPlacement, ShardHostPlacementDirector>();
         return builder;
     }
 }

@@ -21,7 +21,7 @@ public sealed class ModelMetrics
 {
     private readonly LatencyHistogram[] _stages;
     private readonly ConcurrentDictionary<int, StrongBox<long>> _byStatus = new();
-    private long _shardCalls, _bytesSent, _bytesReceived, _samples;
+    private long _shardCalls, _bytesSent, _bytesReceived, _samples, _siloCalls, _directShardCalls, _siloFallbacks, _siloHedges, _fallbackShardCalls;
 
     public ModelMetrics(string model)
     {
@@ -35,6 +35,21 @@ public sealed class ModelMetrics
     public long BytesSent => Interlocked.Read(ref _bytesSent);
     public long BytesReceived => Interlocked.Read(ref _bytesReceived);
     public long Samples => Interlocked.Read(ref _samples);
+
+    /// <summary>Lookup messages to a silo's shard host, each carrying all of a batch's slices on that silo.</summary>
+    public long SiloCalls => Interlocked.Read(ref _siloCalls);
+
+    /// <summary>Slices sent straight to their shard by choice: the shard's silo unknown, or the only slice on its silo.</summary>
+    public long DirectShardCalls => Interlocked.Read(ref _directShardCalls);
+
+    /// <summary>Silo messages that failed (silo gone, placement refused, a shard failed): their slices were sent again per shard.</summary>
+    public long SiloFallbacks => Interlocked.Read(ref _siloFallbacks);
+
+    /// <summary>Silo messages slow enough that their slices also went per shard, alongside (first whole answer wins).</summary>
+    public long SiloHedges => Interlocked.Read(ref _siloHedges);
+
+    /// <summary>Per-shard calls made for a failed or hedged silo message.</summary>
+    public long FallbackShardCalls => Interlocked.Read(ref _fallbackShardCalls);
 
     public LatencyHistogram StageHistogram(Stage stage) => _stages[(int)stage];
 
@@ -54,6 +69,16 @@ public sealed class ModelMetrics
         Interlocked.Add(ref _bytesSent, bytesSent);
         Interlocked.Add(ref _bytesReceived, bytesReceived);
     }
+
+    public void CountSiloCall() => Interlocked.Increment(ref _siloCalls);
+
+    public void CountDirectShardCall() => Interlocked.Increment(ref _directShardCalls);
+
+    public void CountSiloFallback() => Interlocked.Increment(ref _siloFallbacks);
+
+    public void CountSiloHedge() => Interlocked.Increment(ref _siloHedges);
+
+    public void CountFallbackShardCall() => Interlocked.Increment(ref _fallbackShardCalls);
 
     public IEnumerable<(int Status, long Count)> RequestsByStatus() =>
         _byStatus.OrderBy(kv => kv.Key).Select(kv => (kv.Key, Interlocked.Read(ref kv.Value.Value)));

@@ -39,6 +39,11 @@ public static class PrometheusText
 
         Counter(sb, models, "recsys_samples_total", "Samples scored.", m => m.Samples);
         Counter(sb, models, "recsys_shard_calls_total", "Embedding shard grain calls (one per touched shard per batch).", m => m.ShardCalls);
+        Counter(sb, models, "recsys_silo_lookup_calls_total", "Lookup messages to an embedding silo's shard host (one per silo per batch, carrying all its shards' slices).", m => m.SiloCalls);
+        Counter(sb, models, "recsys_direct_shard_calls_total", "Slices sent straight to their shard (its silo unknown, or the only slice on its silo).", m => m.DirectShardCalls);
+        Counter(sb, models, "recsys_silo_lookup_fallbacks_total", "Silo lookup messages that failed; their slices were sent again per shard.", m => m.SiloFallbacks);
+        Counter(sb, models, "recsys_silo_lookup_hedges_total", "Silo lookup messages so slow that their slices also went per shard alongside.", m => m.SiloHedges);
+        Counter(sb, models, "recsys_fallback_shard_calls_total", "Per-shard calls made for failed or hedged silo lookup messages.", m => m.FallbackShardCalls);
         Counter(sb, models, "recsys_lookup_bytes_sent_total", "Bytes of ids, offsets and weights sent to shards.", m => m.BytesSent);
         Counter(sb, models, "recsys_lookup_bytes_received_total", "Bytes of pooled partial sums received from shards.", m => m.BytesReceived);
 

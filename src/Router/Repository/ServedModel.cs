@@ -1,19 +1,24 @@
+using System.Collections.Concurrent;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Models;
 using Recsys.EmbeddingGrains.Contracts;
 using Recsys.Router.Batching;
 using Recsys.Router.Metrics;
+using Recsys.Router.Serving;
 
 namespace Recsys.Router.Repository;
 
 /// <summary>
-/// One loaded version of a DLRM: its dense weights, references to its shard grains and its batcher.
+/// One loaded version of a DLRM: its dense weights, references to its shard grains, where those
+/// shards were last seen (<see cref="Locations"/>, for one lookup message per silo) and its batcher.
 /// Requests hold a lease while they run; a retired version unloads once the last lease ends, so a
 /// version switch never fails a request that already started.
 /// </summary>
 public sealed class ServedModel
 {
     private readonly IEmbeddingShardGrain[][] _shards;
+    private readonly IGrainFactory _grains;
+    private readonly ConcurrentDictionary<SiloAddress, IShardHostGrain> _hosts = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Starts at 1: the registry's own reference, dropped by Retire.
     private int _leases = 1;
@@ -25,6 +30,8 @@ public sealed class ServedModel
         Spec = spec;
         Dense = dense;
         Metrics = metrics;
+        _grains = grains;
+        Locations = new ShardLocations(spec.Tables.Select(t => t.Shards).ToArray());
         _shards = spec.Tables
             .Select(t => Enumerable.Range(0, t.Shards).Select(s => grains.GetGrain<IEmbeddingShardGrain>(ShardKey.Format(name, version, t.Name, s))).ToArray())
             .ToArray();
@@ -41,9 +48,25 @@ public sealed class ServedModel
     /// <summary>Completes when the version is retired and its last request has finished.</summary>
     public Task Drained => _drained.Task;
 
+    /// <summary>
+    /// Send a batch's slices as one message per silo (<see cref="LookupFanOut"/>). Off by default:
+    /// on the loopback cluster the per-shard path served more at saturation (two rounds)
+    /// (bench/RESULTS-cluster.md); the RECSYS_LOOKUP_PER_SILO=1 environment variable turns it on.
+    /// </summary>
+    public bool LookupPerSilo { get; set; } = Environment.GetEnvironmentVariable("RECSYS_LOOKUP_PER_SILO") == "1";
+
+    /// <summary>Shard -> silo, from the shards' own answers and status reports.</summary>
+    public ShardLocations Locations { get; }
+
     public IEmbeddingShardGrain Shard(int table, int shard) => _shards[table][shard];
 
+    /// <summary>The lookup entry of <paramref name="silo"/>: takes all of a batch's slices for that silo in one message.</summary>
+    public IShardHostGrain Host(SiloAddress silo) =>
+        _hosts.GetOrAdd(silo, static (s, grains) => grains.GetGrain<IShardHostGrain>(ShardHostKey.Format(s)), _grains);
+
     public IEnumerable<IEmbeddingShardGrain> AllShards => _shards.SelectMany(s => s);
+
+    private IEnumerable<(int Table, int Shard)> ShardIndices => _shards.SelectMany((shards, t) => Enumerable.Range(0, shards.Length).Select(s => (t, s)));
 
     public long TotalRows => Spec.Tables.Sum(t => t.Rows);
 
@@ -78,12 +101,13 @@ public sealed class ServedModel
         long total = TotalRows, loaded = 0;
         progress?.Report((0, total));
         using var slots = new SemaphoreSlim(WarmUpConcurrency);
-        Task[] all = AllShards.Select(async shard =>
+        Task[] all = ShardIndices.Select(async ts =>
         {
             await slots.WaitAsync(cancel).ConfigureAwait(false);
             try
             {
-                ShardStatus status = await StatusWithRetryAsync(shard, cancel).ConfigureAwait(false);
+                ShardStatus status = await StatusWithRetryAsync(Shard(ts.Table, ts.Shard), cancel).ConfigureAwait(false);
+                Locations.Record(ts.Table, ts.Shard, status.SiloAddress);
                 progress?.Report((Interlocked.Add(ref loaded, status.Rows), total));
             }
             finally
@@ -114,7 +138,10 @@ public sealed class ServedModel
 
     public async Task<ShardCacheStats> CacheStatsAsync()
     {
-        ShardStatus[] all = await Task.WhenAll(AllShards.Select(s => s.GetStatus())).ConfigureAwait(false);
+        (int Table, int Shard)[] indices = ShardIndices.ToArray();
+        ShardStatus[] all = await Task.WhenAll(indices.Select(ts => Shard(ts.Table, ts.Shard).GetStatus())).ConfigureAwait(false);
+        // Every scrape also refreshes the shard -> silo map.
+        for (int i = 0; i < all.Length; i++) Locations.Record(indices[i].Table, indices[i].Shard, all[i].SiloAddress);
         return new ShardCacheStats(Name, Version, all.Length, all.Sum(s => s.Rows), all.Sum(s => s.ResidentRows), all.Sum(s => s.CacheHits), all.Sum(s => s.CacheMisses));
     }
 

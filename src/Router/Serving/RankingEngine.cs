@@ -11,9 +11,9 @@ using Recsys.Router.Repository;
 namespace Recsys.Router.Serving;
 
 /// <summary>
-/// One engine pass over a merged batch: one grain call per touched (table, shard) carrying that
-/// shard's ids, the bottom MLP while those calls are in flight, then the partial sums added per
-/// table, the interaction and the top MLP.
+/// One engine pass over a merged batch: the shard slices sent per silo (<see cref="LookupFanOut"/>),
+/// the bottom MLP while those calls are in flight, then the partial sums added per table, the
+/// interaction and the top MLP.
 /// </summary>
 public static class RankingEngine
 {
@@ -28,29 +28,18 @@ public static class RankingEngine
         long started = Stopwatch.GetTimestamp();
 
         // Fan-out first so the shards work while this thread runs the bottom MLP.
-        var calls = new List<(int Table, Task<PooledLookupResult> Call, long Sent)>();
-        for (int t = 0; t < tables.Length; t++)
-        {
-            PooledLookupRequest?[] perShard = ShardSplitter.Split(batch.Tables[t], tables[t].Rows, tables[t].Shards);
-            for (int s = 0; s < perShard.Length; s++)
-            {
-                if (perShard[s] is not { } request) continue;
-                long sent = request.Ids.Length * 8L + request.Offsets.Length * 4L + (request.Weights?.Length ?? 0) * 4L;
-                calls.Add((t, ShardCallRetry.LookupAsync(model.Shard(t, s), request, giveUp), sent));
-            }
-        }
+        Task<PooledLookupResult?[][]> lookups = LookupFanOut.RunAsync(model, batch, giveUp);
 
         float[] bottomOut = new float[n * spec.BottomOutput];
         long denseStart = Stopwatch.GetTimestamp();
         model.Dense.Bottom(batch.Dense, n, bottomOut);
         TimeSpan bottomTime = Stopwatch.GetElapsedTime(denseStart);
 
-        await Task.WhenAll(calls.Select(c => c.Call)).ConfigureAwait(false);
+        PooledLookupResult?[][] partials = await lookups.ConfigureAwait(false);
         metrics.Observe(Stage.Lookup, Stopwatch.GetElapsedTime(started));
-        CountCalls(metrics, calls);
 
         long topStart = Stopwatch.GetTimestamp();
-        float[] pooled = ReducePartials(tables, batch, calls);
+        float[] pooled = ReducePartials(tables, batch, partials);
         float[] scores = new float[n * spec.Events];
         model.Dense.Top(bottomOut, pooled, n, scores);
         ArrayPool<float>.Shared.Return(pooled);
@@ -59,7 +48,7 @@ public static class RankingEngine
     }
 
     /// <summary>Adds the shards' partial sums per table into the per-table batch x dim blocks the interaction reads.</summary>
-    private static float[] ReducePartials(TableSpec[] tables, LookupBatch batch, List<(int Table, Task<PooledLookupResult> Call, long Sent)> calls)
+    private static float[] ReducePartials(TableSpec[] tables, LookupBatch batch, PooledLookupResult?[][] partials)
     {
         int n = batch.Batch;
         int total = 0;
@@ -77,10 +66,9 @@ public static class RankingEngine
             float[]? scratch = sampleBag is null ? null : ArrayPool<float>.Shared.Rent(Math.Max(1, bags * dim));
             Span<float> sums = scratch is null ? pooled.AsSpan(blockStart, n * dim) : scratch.AsSpan(0, bags * dim);
             sums.Clear();
-            foreach (var (table, call, sent) in calls)
+            foreach (PooledLookupResult? partial in partials[t])
             {
-                if (table != t) continue;
-                PooledLookupResult partial = call.Result;
+                if (partial is null) continue;
                 if (partial.Bags != bags || partial.Dim != dim || partial.Pooled.Length < bags * dim)
                 {
                     throw new InvalidOperationException($"shard of table {tables[t].Name} answered {partial.Bags} x {partial.Dim} for {bags} x {dim}");
@@ -104,14 +92,5 @@ public static class RankingEngine
             blockStart += n * dim;
         }
         return pooled;
-    }
-
-    private static void CountCalls(ModelMetrics metrics, List<(int Table, Task<PooledLookupResult> Call, long Sent)> calls)
-    {
-        foreach (var (_, call, sent) in calls)
-        {
-            PooledLookupResult r = call.Result;
-            metrics.CountShardCall(sent, r.Pooled.Length * 4L + 8);
-        }
     }
 }

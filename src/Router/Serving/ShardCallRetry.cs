@@ -20,7 +20,7 @@ public static class ShardCallRetry
     /// <summary>Far above a healthy shard call (a few ms) so hedges stay rare under plain load.</summary>
     public static readonly TimeSpan FirstAttemptTimeout = TimeSpan.FromMilliseconds(250);
 
-    private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromSeconds(2);
+    internal static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan LastBackoff = TimeSpan.FromMilliseconds(200);
     private const int MaxOutstanding = 3;
@@ -31,9 +31,10 @@ public static class ShardCallRetry
     private const int HedgeEarn = 5, HedgeCost = 100, HedgeBudgetCap = 1000;
     private static int s_hedgeTokens = HedgeBudgetCap;
 
-    public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp)
+    /// <param name="earnsHedge">False for calls that are themselves a silo message's fallback or hedge: they must not fund more hedges.</param>
+    public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp, bool earnsHedge = true)
     {
-        EarnHedge();
+        if (earnsHedge) EarnHedge();
         Task<PooledLookupResult> first = shard.Lookup(request);
         try
         {
@@ -101,12 +102,12 @@ public static class ShardCallRetry
         }
     }
 
-    private static void EarnHedge()
+    internal static void EarnHedge()
     {
         if (Volatile.Read(ref s_hedgeTokens) < HedgeBudgetCap) Interlocked.Add(ref s_hedgeTokens, HedgeEarn);
     }
 
-    private static bool TrySpendHedge()
+    internal static bool TrySpendHedge()
     {
         while (true)
         {
