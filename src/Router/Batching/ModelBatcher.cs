@@ -47,6 +47,10 @@ public sealed class ModelBatcher : IAsyncDisposable
         return await scheduler.AcquireAsync(_model.Name, WorkClass.Ranking, long.MaxValue, samples, giveUp).ConfigureAwait(false);
     }
 
+    /// <summary>The slot the engine takes around one dense step, or null when the batcher holds one around the whole batch (or there is no scheduler).</summary>
+    public Task<ComputeSlot?> EngineSlotAsync(int samples, CancellationToken giveUp) =>
+        _options.EngineTakesSlots ? AcquireComputeAsync(samples, giveUp) : Task.FromResult<ComputeSlot?>(null);
+
     /// <summary>Queues a request; its task ends with Batch x Events scores, or canceled when the token fires first.</summary>
     /// <exception cref="QueueFullException">The bounded queue is full.</exception>
     public Task<float[]> RankAsync(RankInput input, CancellationToken deadline)

@@ -34,7 +34,8 @@ public sealed class ModelRegistry : IAsyncDisposable
         _repository = repository;
         _grains = grains;
         _metrics = metrics;
-        _batching = scheduler is null ? batching : batching with { Scheduler = scheduler };
+        // The engine takes its own slots around the dense steps, so shard lookups hold no compute worker.
+        _batching = scheduler is null ? batching : batching with { Scheduler = scheduler, EngineTakesSlots = true };
     }
 
     public ModelRepository Repository => _repository;

@@ -30,20 +30,28 @@ public static class RankingEngine
         // Fan-out first so the shards work while this thread runs the bottom MLP.
         Task<PooledLookupResult?[][]> lookups = LookupFanOut.RunAsync(model, batch, giveUp);
 
+        // The dense steps hold a Ranking slot of the compute scheduler; the shard wait between them holds none.
         float[] bottomOut = new float[n * spec.BottomOutput];
-        long denseStart = Stopwatch.GetTimestamp();
-        model.Dense.Bottom(batch.Dense, n, bottomOut);
-        TimeSpan bottomTime = Stopwatch.GetElapsedTime(denseStart);
+        TimeSpan bottomTime;
+        using (await model.Batcher.EngineSlotAsync(n, giveUp).ConfigureAwait(false))
+        {
+            long denseStart = Stopwatch.GetTimestamp();
+            model.Dense.Bottom(batch.Dense, n, bottomOut);
+            bottomTime = Stopwatch.GetElapsedTime(denseStart);
+        }
 
         PooledLookupResult?[][] partials = await lookups.ConfigureAwait(false);
         metrics.Observe(Stage.Lookup, Stopwatch.GetElapsedTime(started));
 
-        long topStart = Stopwatch.GetTimestamp();
-        float[] pooled = ReducePartials(tables, batch, partials);
         float[] scores = new float[n * spec.Events];
-        model.Dense.Top(bottomOut, pooled, n, scores);
-        ArrayPool<float>.Shared.Return(pooled);
-        metrics.Observe(Stage.Dense, bottomTime + Stopwatch.GetElapsedTime(topStart));
+        using (await model.Batcher.EngineSlotAsync(n, giveUp).ConfigureAwait(false))
+        {
+            long topStart = Stopwatch.GetTimestamp();
+            float[] pooled = ReducePartials(tables, batch, partials);
+            model.Dense.Top(bottomOut, pooled, n, scores);
+            ArrayPool<float>.Shared.Return(pooled);
+            metrics.Observe(Stage.Dense, bottomTime + Stopwatch.GetElapsedTime(topStart));
+        }
         return scores;
     }
 
