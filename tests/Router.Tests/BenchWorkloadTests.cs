@@ -109,6 +109,26 @@ public sealed class BenchWorkloadTests
     }
 
     [Fact]
+    public void Lookup_bytes_split_by_the_silo_that_answered()
+    {
+        var metrics = new ServingMetrics();
+        ModelMetrics m = metrics.For("demo");
+        m.CountShardCall(5, 6, "S127.0.0.1:11111:1");
+        PrometheusSnapshot before = PrometheusSnapshot.Parse(PrometheusText.Write(metrics, []));
+        m.CountShardCall(10, 20, "S127.0.0.1:11111:1");
+        m.CountShardCall(30, 40, "S127.0.0.1:11112:1");
+        m.CountShardCall(50, 60, "S127.0.0.1:11111:1");
+        m.CountShardCall(7, 8);
+        PrometheusSnapshot after = PrometheusSnapshot.Parse(PrometheusText.Write(metrics, []));
+
+        ServerBreakdown d = ServerBreakdown.Between(before, after, "demo");
+        Assert.Equal([("S127.0.0.1:11111:1", 60L, 80L), ("S127.0.0.1:11112:1", 30L, 40L)], d.BytesBySilo);
+        // The totals still count every call, including one whose silo was not known.
+        Assert.Equal(97, d.LookupBytesSent);
+        Assert.Equal(128, d.LookupBytesReceived);
+    }
+
+    [Fact]
     public void Prometheus_labels_with_escapes_parse()
     {
         PrometheusSnapshot s = PrometheusSnapshot.Parse("x{model=\"a\\\"b\",status=\"200\"} 5\nx{model=\"c\"} 1e3\n# HELP y\ny 2\n");

@@ -303,6 +303,17 @@ public static class BenchCommand
         j.WriteNumber("pooled_gb_per_s", Math.Round(r.LookupsPerSecond * MeanRowBytes(shape) / 1e9, 6));
         double wire = r.Server is { } srv && r.AnsweredSeconds > 0 ? (srv.LookupBytesSent + srv.LookupBytesReceived) / r.AnsweredSeconds : 0;
         j.WriteNumber("lookup_wire_gb_per_s", Math.Round(wire / 1e9, 6));
+        j.WriteStartArray("lookup_bytes_by_silo");
+        foreach ((string silo, long sent, long received) in r.Server?.BytesBySilo ?? [])
+        {
+            j.WriteStartObject();
+            j.WriteString("silo", silo);
+            j.WriteNumber("sent", sent);
+            j.WriteNumber("received", received);
+            j.WriteNumber("mb_per_s", r.AnsweredSeconds > 0 ? Math.Round((sent + received) / r.AnsweredSeconds / 1e6, 3) : 0);
+            j.WriteEndObject();
+        }
+        j.WriteEndArray();
     }
 
     private static void WriteLoadTable(TextWriter o, string mode, NetworkSettings s, WorkloadShape shape, List<LoadResult> runs, string? plot)
@@ -318,6 +329,11 @@ public static class BenchCommand
                 double wire = r.Server is { } srv && r.AnsweredSeconds > 0 ? (srv.LookupBytesSent + srv.LookupBytesReceived) / r.AnsweredSeconds : 0;
                 o.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{r.TargetQps,10:0.#} {r.Qps,9:0.#} {r.LookupsPerSecond,12:0} {r.LookupsPerSecond * MeanRowBytes(shape) / 1e9,11:0.0000} {wire / 1e6,10:0.00} {r.Latency.P50,8:0.00} {r.Latency.P99,8:0.00} {r.ErrorCount + r.DroppedByClient,7}"));
+                foreach ((string silo, long sent, long received) in r.Server?.BytesBySilo ?? [])
+                {
+                    double perSilo = r.AnsweredSeconds > 0 ? (sent + received) / r.AnsweredSeconds / 1e6 : 0;
+                    o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"",10}   silo {silo}: {perSilo:0.00} MB/s ({sent:N0} B sent, {received:N0} B received)"));
+                }
             }
             o.WriteLine();
         }

@@ -21,6 +21,7 @@ public sealed class ModelMetrics
 {
     private readonly LatencyHistogram[] _stages;
     private readonly ConcurrentDictionary<int, StrongBox<long>> _byStatus = new();
+    private readonly ConcurrentDictionary<string, SiloBytes> _bySilo = new(StringComparer.Ordinal);
     private long _shardCalls, _bytesSent, _bytesReceived, _samples, _siloCalls, _directShardCalls, _siloFallbacks, _siloHedges, _fallbackShardCalls;
 
     public ModelMetrics(string model)
@@ -63,11 +64,26 @@ public sealed class ModelMetrics
         Interlocked.Add(ref _samples, samples);
     }
 
-    public void CountShardCall(long bytesSent, long bytesReceived)
+    /// <param name="silo">The silo that answered (its address as text), when known: bytes are also counted per silo.</param>
+    public void CountShardCall(long bytesSent, long bytesReceived, string? silo = null)
     {
         Interlocked.Increment(ref _shardCalls);
         Interlocked.Add(ref _bytesSent, bytesSent);
         Interlocked.Add(ref _bytesReceived, bytesReceived);
+        if (silo is null) return;
+        SiloBytes bytes = _bySilo.GetOrAdd(silo, _ => new SiloBytes());
+        Interlocked.Add(ref bytes.Sent, bytesSent);
+        Interlocked.Add(ref bytes.Received, bytesReceived);
+    }
+
+    /// <summary>Lookup bytes per answering silo: (silo, sent, received), ordered by silo.</summary>
+    public IReadOnlyList<(string Silo, long Sent, long Received)> BytesBySilo() =>
+        [.. _bySilo.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, Interlocked.Read(ref kv.Value.Sent), Interlocked.Read(ref kv.Value.Received)))];
+
+    private sealed class SiloBytes
+    {
+        public long Sent;
+        public long Received;
     }
 
     public void CountSiloCall() => Interlocked.Increment(ref _siloCalls);

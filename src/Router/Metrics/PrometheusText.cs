@@ -46,6 +46,8 @@ public static class PrometheusText
         Counter(sb, models, "recsys_fallback_shard_calls_total", "Per-shard calls made for failed or hedged silo lookup messages.", m => m.FallbackShardCalls);
         Counter(sb, models, "recsys_lookup_bytes_sent_total", "Bytes of ids, offsets and weights sent to shards.", m => m.BytesSent);
         Counter(sb, models, "recsys_lookup_bytes_received_total", "Bytes of pooled partial sums received from shards.", m => m.BytesReceived);
+        SiloBytes(sb, models, "recsys_lookup_silo_bytes_sent_total", "Lookup bytes sent, by the embedding silo that answered.", b => b.Sent);
+        SiloBytes(sb, models, "recsys_lookup_silo_bytes_received_total", "Lookup bytes received, by the embedding silo that answered.", b => b.Received);
 
         List<ShardCacheStats> stats = shards.ToList();
         Header(sb, "recsys_shard_rows", "gauge", "Rows held by the model's shards.");
@@ -103,6 +105,18 @@ public static class PrometheusText
     }
 
     private static string Labels(SchedulerModelMetrics m) => $"model=\"{Escape(m.Model)}\",class=\"{m.Class}\"";
+
+    private static void SiloBytes(StringBuilder sb, List<ModelMetrics> models, string name, string help, Func<(string Silo, long Sent, long Received), long> value)
+    {
+        Header(sb, name, "counter", help);
+        foreach (ModelMetrics m in models)
+        {
+            foreach (var silo in m.BytesBySilo())
+            {
+                sb.Append(name).Append("{model=\"").Append(Escape(m.Model)).Append("\",silo=\"").Append(Escape(silo.Silo)).Append("\"} ").Append(value(silo)).Append('\n');
+            }
+        }
+    }
 
     private static void Header(StringBuilder sb, string name, string type, string help) =>
         sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append("\n# TYPE ").Append(name).Append(' ').Append(type).Append('\n');

@@ -89,6 +89,6 @@ public static class LookupFanOut
     private static void Count(ServedModel model, PooledLookupRequest request, PooledLookupResult result)
     {
         long sent = request.Ids.Length * 8L + request.Offsets.Length * 4L + (request.Weights?.Length ?? 0) * 4L;
-        model.Metrics.CountShardCall(sent, result.Pooled.Length * 4L + 8);
+        model.Metrics.CountShardCall(sent, result.Pooled.Length * 4L + 8, result.Silo?.ToString());
     }
 }

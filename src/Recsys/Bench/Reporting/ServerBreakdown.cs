@@ -19,6 +19,9 @@ public sealed record ServerBreakdown(
     long CacheHits,
     long CacheMisses)
 {
+    /// <summary>Lookup bytes (sent, received) per embedding silo that answered, when the server reports them.</summary>
+    public IReadOnlyList<(string Silo, long Sent, long Received)> BytesBySilo { get; init; } = [];
+
     public static ServerBreakdown Between(PrometheusSnapshot before, PrometheusSnapshot after, string model)
     {
         var m = ("model", model);
@@ -50,7 +53,11 @@ public sealed record ServerBreakdown(
             Delta("recsys_lookup_bytes_sent_total"),
             Delta("recsys_lookup_bytes_received_total"),
             Delta("recsys_shard_cache_hits_total"),
-            Delta("recsys_shard_cache_misses_total"));
+            Delta("recsys_shard_cache_misses_total"))
+        {
+            BytesBySilo = [.. after.LabelValues("recsys_lookup_silo_bytes_sent_total", "silo", m).Select(silo =>
+                (silo, Delta("recsys_lookup_silo_bytes_sent_total", ("silo", silo)), Delta("recsys_lookup_silo_bytes_received_total", ("silo", silo))))],
+        };
     }
 
     /// <summary>Prometheus buckets only bound a percentile: the smallest "le" whose delta count covers 99%.</summary>
