@@ -34,7 +34,7 @@ public sealed class BenchMemoryTests
         var stdout = new StringWriter();
         int exit = await BenchCommand.RunAsync(
             ["memory", "--url", server.Address.ToString(), "--models", models, "--api-key", "k", "--preset", "kaggle-small", "--scale", "0.01",
-             "--steps", "2", "--qps", "5", "--duration", "1s", "--warmup", "0s", "--batch-dist", "fixed:4", "--timeout", "30s", "--json", "--quiet"],
+             "--steps", "2", "--qps", "5", "--duration", "1s", "--warmup", "0s", "--batch-dist", "fixed:4", "--timeout", "30s", "--json", "--quiet", "--plot", Path.Combine(root, "memory.svg")],
             stdout, TextWriter.Null, CancellationToken.None);
         Assert.Equal(0, exit);
 
@@ -55,7 +55,9 @@ public sealed class BenchMemoryTests
             Assert.Equal(1e9 / spec.Tables[0].RowBytes, s.GetProperty("rows_per_resident_gb").GetDouble(), 3);
             Assert.True(s.GetProperty("ok").GetInt64() > 0);
             Assert.Equal(0, s.GetProperty("errors").GetInt64());
+            Assert.True(s.GetProperty("p50").GetDouble() <= s.GetProperty("p99").GetDouble());
         }
+        Assert.Contains("<svg", File.ReadAllText(Path.Combine(root, "memory.svg")), StringComparison.Ordinal);
 
         // The KServe metadata carries each table's rows and pooling factor: a load generator needs no repository.
         using var http = new HttpClient { BaseAddress = server.Address };

@@ -56,6 +56,7 @@ public static class BenchCommand
         memory (the server's --models directory must be readable and writable here; the server needs --api-key):
           --url URL --models DIR --api-key KEY [--preset rmc1] [--scale 0.01] [--steps 6] [--prefix memcap]
           [--qps 50] [--duration 10s] [--warmup 3s] [--ids zipf:0.99] [--batch-dist fixed:64] [--timeout 10s]
+          [--plot FILE]         p50/p95/p99 against rows held
         every mode:
           --json                one JSON document on stdout instead of the table
           --plot FILE           latency chart (.png or .svg): latency vs QPS (capacity, bandwidth), latency by percentile (load, offline)
@@ -68,7 +69,7 @@ public static class BenchCommand
 
     private static readonly string[] OfflineValues = ["models", "model", "version", "input", "batch", "threads", "duration", "max-requests", "seed", "plot"];
     private static readonly string[] MemoryValues =
-        ["url", "models", "api-key", "preset", "scale", "steps", "prefix", "qps", "duration", "warmup", "ids", "batch-dist", "distinct-bodies", "seed", "timeout", "max-in-flight"];
+        ["url", "models", "api-key", "preset", "scale", "steps", "prefix", "qps", "duration", "warmup", "ids", "batch-dist", "distinct-bodies", "seed", "timeout", "max-in-flight", "plot"];
 
     private static readonly string[] Switches = ["json", "allow-remote", "quiet"];
 

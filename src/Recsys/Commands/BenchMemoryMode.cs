@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Recsys.Cli.Bench;
+using Recsys.Cli.Bench.Plot;
 using Recsys.Cli.Bench.Reporting;
 using Recsys.Cli.Bench.Workload;
 using Recsys.DenseCompute.Models;
@@ -55,8 +56,15 @@ internal static class BenchMemoryMode
             stderr.WriteLine($"recsys bench memory: {e.Message}");
             return 2;
         }
+        string? plot = null;
+        if (o.Get("plot") is { } plotPath && steps.Count > 0)
+        {
+            plot = LatencyPlot.SaveCurve(plotPath, $"{plan.Preset.Name} x {plan.Scale} per step, {plan.Load.Qps:0.#} qps on the newest model",
+                [.. steps.Select(s => new CurvePoint(s.TotalRows / 1e6, s.Load.Latency.P50, s.Load.Latency.P95, s.Load.Latency.P99))], null, "rows held by the silos (millions)");
+        }
         if (o.Has("json")) WriteJson(stdout, plan, steps);
         else WriteTable(stdout, plan, steps);
+        if (plot is not null && !o.Has("json")) stdout.WriteLine($"plot: {plot}");
         return 0;
     }
 
@@ -115,8 +123,8 @@ internal static class BenchMemoryMode
                 NumberOrNull(json, "model_resident_fraction", s.ModelResidentFraction);
                 NumberOrNull(json, "model_hit_rate", s.ModelHitRate);
                 json.WriteNumber("qps", s.Load.Qps);
-                json.WriteNumber("p50_ms", s.Load.Latency.P50);
-                json.WriteNumber("p99_ms", s.Load.Latency.P99);
+                json.WriteNumber("samples_per_s", Math.Round(s.Load.SamplesPerSecond, 1));
+                ReportWriter.WriteLatency(json, s.Load.Latency);
                 json.WriteNumber("ok", s.Load.Ok);
                 json.WriteNumber("errors", s.Load.ErrorCount);
                 json.WriteStartObject("errors_by_status");

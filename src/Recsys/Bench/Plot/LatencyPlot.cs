@@ -11,7 +11,8 @@ public static class LatencyPlot
     private const int Width = 900, Height = 560;
 
     /// <summary>p50/p95/p99 against the offered QPS (capacity and bandwidth), with the SLA line when there is one.</summary>
-    public static string SaveCurve(string path, string title, IReadOnlyList<CurvePoint> points, double? slaMs)
+    /// <param name="xLabel">What CurvePoint.Qps holds, when it is not the offered rate (memory mode: rows held).</param>
+    public static string SaveCurve(string path, string title, IReadOnlyList<CurvePoint> points, double? slaMs, string xLabel = "offered QPS (open-loop target)")
     {
         CurvePoint[] sorted = [.. points.OrderBy(p => p.Qps)];
         var plot = new ScottPlot.Plot();
@@ -26,7 +27,7 @@ public static class LatencyPlot
             line.LinePattern = LinePattern.Dashed;
         }
         plot.Title(title);
-        plot.XLabel("offered QPS (open-loop target)");
+        plot.XLabel(xLabel);
         plot.YLabel("latency (ms)");
         plot.ShowLegend(Alignment.UpperLeft);
         return Save(plot, path);
