@@ -1,3 +1,4 @@
+using Recsys.DenseCompute.Models;
 using Recsys.Cli.Bench.Arrivals;
 using Recsys.Cli.Bench.Workload;
 
@@ -75,7 +76,7 @@ public sealed class BenchDistributionTests
     public void Zipf_rank_frequencies_match_the_analytic_pmf(int n, double s)
     {
         var zipf = new ZipfIds(n, s, permutation: null);
-        var rng = new SplitMix64(11);
+        var rng = new SplitMix(11);
         const int draws = 400_000;
         var counts = new long[n + 1];
         for (int i = 0; i < draws; i++)
@@ -127,7 +128,7 @@ public sealed class BenchDistributionTests
         const long rows = 1_000_000;
         var permutation = new IdPermutation(rows, 9);
         var ids = (ZipfIds)IdSampler.Parse("zipf:0.99", rows, 9);
-        var rng = new SplitMix64(3);
+        var rng = new SplitMix(3);
         long hottest = permutation.Map(0), hits = 0;
         const int draws = 200_000;
         for (int i = 0; i < draws; i++)
@@ -157,7 +158,7 @@ public sealed class BenchDistributionTests
     public void Fixed_size_is_always_the_size()
     {
         SizeDistribution d = SizeDistribution.Parse("fixed:64", 4096);
-        var rng = new SplitMix64(1);
+        var rng = new SplitMix(1);
         Assert.All(Enumerable.Range(0, 100), _ => Assert.Equal(64, d.Next(rng)));
     }
 
@@ -168,7 +169,7 @@ public sealed class BenchDistributionTests
     public void Normal_and_lognormal_sizes_have_the_asked_mean_and_sd(string spec, double mean, double sd)
     {
         SizeDistribution d = SizeDistribution.Parse(spec, 1 << 20);
-        var rng = new SplitMix64(2);
+        var rng = new SplitMix(2);
         const int n = 400_000;
         double sum = 0, sumSq = 0;
         int min = int.MaxValue;
@@ -190,7 +191,7 @@ public sealed class BenchDistributionTests
     public void Lognormal_sizes_are_skewed_right()
     {
         SizeDistribution d = SizeDistribution.Parse("lognormal:64,64", 1 << 20);
-        var rng = new SplitMix64(4);
+        var rng = new SplitMix(4);
         int[] v = [.. Enumerable.Range(0, 100_001).Select(_ => d.Next(rng)).Order()];
         // Median exp(mu) = mean / sqrt(1 + cv^2) = 64 / sqrt 2 = 45.3, well below the mean.
         Assert.InRange(v[50_000], 43, 48);
@@ -200,7 +201,7 @@ public sealed class BenchDistributionTests
     public void Sizes_are_clamped_to_the_servers_limit()
     {
         SizeDistribution d = SizeDistribution.Parse("normal:5000,10", 4096);
-        var rng = new SplitMix64(1);
+        var rng = new SplitMix(1);
         Assert.All(Enumerable.Range(0, 100), _ => Assert.Equal(4096, d.Next(rng)));
     }
 
@@ -212,7 +213,7 @@ public sealed class BenchDistributionTests
         try
         {
             SizeDistribution d = SizeDistribution.Parse("file:" + path, 4096);
-            var rng = new SplitMix64(8);
+            var rng = new SplitMix(8);
             int tens = 0, forties = 0;
             for (int i = 0; i < 40_000; i++)
             {

@@ -156,10 +156,5 @@ public static class DemoModel
 
     private static Func<float> Uniform(SplitMix rng, float bound) => () => (float)((rng.NextDouble() * 2 - 1) * bound);
 
-    private static Func<float> Normal(SplitMix rng, double std) => () =>
-    {
-        // Box-Muller; one of the pair is dropped to keep the stream simple and deterministic.
-        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-        return (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-    };
+    private static Func<float> Normal(SplitMix rng, double std) => () => (float)(std * rng.NextGaussian());
 }

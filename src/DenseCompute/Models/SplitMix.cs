@@ -1,7 +1,11 @@
 namespace Recsys.DenseCompute.Models;
 
-/// <summary>SplitMix64: tiny, fast and identical on every runtime, unlike System.Random's seeded stream guarantees.</summary>
-internal sealed class SplitMix(ulong seed)
+/// <summary>
+/// SplitMix64: a seeded stream that is the same on every runtime (System.Random's seeded
+/// sequence is not a documented contract), so demo models, synthetic data and a load run's
+/// arrivals and ids can be replayed. One instance per thread: it is not thread-safe.
+/// </summary>
+public sealed class SplitMix(ulong seed)
 {
     private ulong _state = seed;
 
@@ -13,6 +17,19 @@ internal sealed class SplitMix(ulong seed)
         return z ^ (z >> 31);
     }
 
-    /// <summary>Uniform in [0, 1).</summary>
+    /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
     public double NextDouble() => (Next() >> 11) * (1.0 / (1UL << 53));
+
+    /// <summary>Uniform in [0, n) without modulo bias worth mentioning for n far below 2^64.</summary>
+    public long NextLong(long n) => (long)(NextDouble() * n);
+
+    /// <summary>Standard normal (Box-Muller; the second value of the pair is dropped to keep the stream simple).</summary>
+    public double NextGaussian()
+    {
+        double u1 = 1.0 - NextDouble(), u2 = NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>A child stream for another table or thread, independent of this one's later draws.</summary>
+    public SplitMix Fork() => new(Next());
 }

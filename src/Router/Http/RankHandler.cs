@@ -41,7 +41,7 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         TimeSpan budget = options.Deadline;
         try
         {
-            budget = RequestDeadline(context.Request, options.Deadline);
+            budget = RequestDeadline.Read(context.Request, options.Deadline);
             deadline.CancelAfter(budget);
             Wire wire = RequestWire(context.Request, kserve);
             using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
@@ -129,18 +129,6 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
     }
 
     /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms), never a longer one.</summary>
-    private static TimeSpan RequestDeadline(HttpRequest request, TimeSpan serverDeadline)
-    {
-        string? header = request.Headers["X-Deadline-Ms"].FirstOrDefault();
-        if (header is null) return serverDeadline;
-        if (!int.TryParse(header, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ms))
-        {
-            throw new InvalidRequestException("X-Deadline-Ms", $"'{header}' is not a non-negative number of milliseconds");
-        }
-        TimeSpan asked = TimeSpan.FromMilliseconds(ms);
-        return asked < serverDeadline ? asked : serverDeadline;
-    }
-
     private static Wire RequestWire(HttpRequest request, bool kserve)
     {
         string? type = request.ContentType;

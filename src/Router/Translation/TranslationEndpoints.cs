@@ -76,7 +76,7 @@ public static class TranslationEndpoints
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         try
         {
-            budget = RequestDeadline(context.Request, options.Deadline);
+            budget = RequestDeadline.Read(context.Request, options.Deadline);
             deadline.CancelAfter(budget);
             RequireJson(context.Request);
             using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
@@ -132,15 +132,6 @@ public static class TranslationEndpoints
     }
 
     /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms), never a longer one.</summary>
-    private static TimeSpan RequestDeadline(HttpRequest request, TimeSpan serverDeadline)
-    {
-        string? header = request.Headers["X-Deadline-Ms"].FirstOrDefault();
-        if (header is null) return serverDeadline;
-        if (!int.TryParse(header, NumberStyles.None, CultureInfo.InvariantCulture, out int ms)) throw new InvalidRequestException("X-Deadline-Ms", $"'{header}' is not a non-negative number of milliseconds");
-        TimeSpan asked = TimeSpan.FromMilliseconds(ms);
-        return asked < serverDeadline ? asked : serverDeadline;
-    }
-
     private static void RequireJson(HttpRequest request)
     {
         string? type = request.ContentType;

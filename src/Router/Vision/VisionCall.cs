@@ -41,7 +41,7 @@ internal sealed class VisionCall
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         try
         {
-            budget = RequestDeadline(context.Request, model.Options.Deadline);
+            budget = RequestDeadline.Read(context.Request, model.Options.Deadline);
             deadline.CancelAfter(budget);
             await handle(new VisionCall(context, deadline.Token, ComputeScheduler.DeadlineAfter(budget))).ConfigureAwait(false);
             model.Metrics.For(model.Name).Observe(Stage.Total, Stopwatch.GetElapsedTime(started));
@@ -115,15 +115,4 @@ internal sealed class VisionCall
     }
 
     /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms, as on the ranking path), never a longer one.</summary>
-    private static TimeSpan RequestDeadline(HttpRequest request, TimeSpan serverDeadline)
-    {
-        string? header = request.Headers["X-Deadline-Ms"].FirstOrDefault();
-        if (header is null) return serverDeadline;
-        if (!int.TryParse(header, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ms))
-        {
-            throw new InvalidRequestException("X-Deadline-Ms", $"'{header}' is not a non-negative number of milliseconds");
-        }
-        TimeSpan asked = TimeSpan.FromMilliseconds(ms);
-        return asked < serverDeadline ? asked : serverDeadline;
-    }
 }

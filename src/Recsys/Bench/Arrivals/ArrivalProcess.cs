@@ -1,3 +1,4 @@
+using Recsys.DenseCompute.Models;
 using System.Globalization;
 using Recsys.Cli.Bench.Workload;
 
@@ -34,7 +35,7 @@ public abstract class ArrivalProcess
 /// </summary>
 public sealed class PoissonArrivals(double qps, ulong seed) : ArrivalProcess(qps)
 {
-    private readonly SplitMix64 _rng = new(seed);
+    private readonly SplitMix _rng = new(seed);
 
     // Inversion: -ln(1-U)/lambda; 1-U is in (0, 1], so the log is finite.
     public override double NextGapSeconds() => -Math.Log(1.0 - _rng.NextDouble()) / Qps;

@@ -1,3 +1,5 @@
+using Recsys.DenseCompute.Models;
+
 namespace Recsys.Cli.Bench.Workload;
 
 /// <summary>
@@ -20,7 +22,7 @@ public sealed class IdPermutation
         int bits = Math.Max(2, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)(n - 1)));
         _halfBits = (bits + 1) / 2;
         _halfMask = (1UL << _halfBits) - 1;
-        var rng = new SplitMix64(seed);
+        var rng = new SplitMix(seed);
         for (int i = 0; i < Rounds; i++) _keys[i] = rng.Next();
     }
 

@@ -1,3 +1,4 @@
+using Recsys.DenseCompute.Models;
 using System.Globalization;
 
 namespace Recsys.Cli.Bench.Workload;
@@ -13,7 +14,7 @@ public abstract class IdSampler
 
     public long Rows { get; }
 
-    public abstract long Next(SplitMix64 rng);
+    public abstract long Next(SplitMix rng);
 
     /// <summary>"uniform" or "zipf:S" (S > 0); the Zipf ranks are scattered over the table by <paramref name="seed"/>.</summary>
     public static IdSampler Parse(string text, long rows, ulong seed)
@@ -30,7 +31,7 @@ public abstract class IdSampler
 
 public sealed class UniformIds(long rows) : IdSampler(rows)
 {
-    public override long Next(SplitMix64 rng) => rng.NextLong(Rows);
+    public override long Next(SplitMix rng) => rng.NextLong(Rows);
 }
 
 /// <summary>
@@ -60,14 +61,14 @@ public sealed class ZipfIds : IdSampler
 
     public double Exponent => _exponent;
 
-    public override long Next(SplitMix64 rng)
+    public override long Next(SplitMix rng)
     {
         long rank = NextRank(rng);
         return _permutation is null ? rank - 1 : _permutation.Map(rank - 1);
     }
 
     /// <summary>A rank in [1, rows]; 1 is the most frequent.</summary>
-    public long NextRank(SplitMix64 rng)
+    public long NextRank(SplitMix rng)
     {
         while (true)
         {

@@ -1,3 +1,4 @@
+using Recsys.DenseCompute.Models;
 using System.Buffers;
 using System.Text.Json;
 using MessagePack;
@@ -27,7 +28,7 @@ public sealed class RequestPool
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "at least one distinct body");
         Format = format;
-        var rng = new SplitMix64(seed);
+        var rng = new SplitMix(seed);
         IdSampler[] samplers = shape.Tables.Select((t, i) => IdSampler.Parse(ids, t.Rows, seed ^ (ulong)(i + 1) * 0x9E3779B97F4A7C15UL)).ToArray();
         _requests = new BenchRequest[count];
         var buffer = new ArrayBufferWriter<byte>(1 << 16);
@@ -48,9 +49,9 @@ public sealed class RequestPool
     /// <summary>The next body in round-robin order; safe from any thread.</summary>
     public BenchRequest Next() => _requests[(int)((uint)Interlocked.Increment(ref _next) % (uint)_requests.Length)];
 
-    private static float Dense(SplitMix64 rng) => (float)Math.Round(rng.NextDouble() * 2, 3);
+    private static float Dense(SplitMix rng) => (float)Math.Round(rng.NextDouble() * 2, 3);
 
-    private static void WriteJson(IBufferWriter<byte> buffer, WorkloadShape shape, IdSampler[] samplers, int batch, SplitMix64 rng)
+    private static void WriteJson(IBufferWriter<byte> buffer, WorkloadShape shape, IdSampler[] samplers, int batch, SplitMix rng)
     {
         using var json = new Utf8JsonWriter(buffer);
         json.WriteStartObject();
@@ -78,7 +79,7 @@ public sealed class RequestPool
         json.WriteEndObject();
     }
 
-    private static void WriteMessagePack(IBufferWriter<byte> buffer, WorkloadShape shape, IdSampler[] samplers, int batch, SplitMix64 rng)
+    private static void WriteMessagePack(IBufferWriter<byte> buffer, WorkloadShape shape, IdSampler[] samplers, int batch, SplitMix rng)
     {
         var writer = new MessagePackWriter(buffer);
         writer.WriteMapHeader(2);

@@ -1,3 +1,4 @@
+using Recsys.DenseCompute.Models;
 using System.Globalization;
 
 namespace Recsys.Cli.Bench.Workload;
@@ -20,7 +21,7 @@ public abstract class SizeDistribution
     /// <summary>The text it was parsed from, for reports.</summary>
     public required string Spec { get; init; }
 
-    public abstract int Next(SplitMix64 rng);
+    public abstract int Next(SplitMix rng);
 
     protected int Clamp(double size) => (int)Math.Clamp(Math.Round(size), 1, Max);
 
@@ -59,12 +60,12 @@ public abstract class SizeDistribution
 
 public sealed class FixedSize(int size, int max) : SizeDistribution(max)
 {
-    public override int Next(SplitMix64 rng) => Clamp(size);
+    public override int Next(SplitMix rng) => Clamp(size);
 }
 
 public sealed class NormalSize((double Mean, double Sd) shape, int max) : SizeDistribution(max)
 {
-    public override int Next(SplitMix64 rng) => Clamp(shape.Mean + shape.Sd * rng.NextGaussian());
+    public override int Next(SplitMix rng) => Clamp(shape.Mean + shape.Sd * rng.NextGaussian());
 }
 
 /// <summary>Parameterised by the mean and SD of the sizes themselves, converted to the log-space mu and sigma.</summary>
@@ -80,7 +81,7 @@ public sealed class LogNormalSize : SizeDistribution
         _mu = Math.Log(mean) - variance / 2;
     }
 
-    public override int Next(SplitMix64 rng) => Clamp(Math.Exp(_mu + _sigma * rng.NextGaussian()));
+    public override int Next(SplitMix rng) => Clamp(Math.Exp(_mu + _sigma * rng.NextGaussian()));
 }
 
 /// <summary>Replays the empirical distribution of a file of sizes (e.g. a day of production query sizes), drawn at random.</summary>
@@ -88,7 +89,7 @@ public sealed class FileSizes(int[] sizes, int max) : SizeDistribution(max)
 {
     public IReadOnlyList<int> Sizes => sizes;
 
-    public override int Next(SplitMix64 rng) => Clamp(sizes[rng.NextLong(sizes.Length)]);
+    public override int Next(SplitMix rng) => Clamp(sizes[rng.NextLong(sizes.Length)]);
 
     public static int[] Read(string path)
     {
