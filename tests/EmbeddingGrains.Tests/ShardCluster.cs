@@ -26,7 +26,7 @@ public sealed class ShardCluster : IAsyncLifetime
 
     public static readonly TestTable[] Updates = [new("u", 600, 8, RowFormat.Int8, 2)];
 
-    public static readonly TestTable[] Moves = [new("m", 900, 12, RowFormat.Fp16, 4)];
+    public static readonly TestTable[] Moves = [new("m", 900, 12, RowFormat.Fp16, 12)];
 
     public static readonly TestTable[] Kills = [new("k", 700, 8, RowFormat.Int4, 6)];
 
