@@ -28,7 +28,7 @@ public sealed class ShardCluster : IAsyncLifetime
 
     public static readonly TestTable[] Moves = [new("m", 900, 12, RowFormat.Fp16, 12)];
 
-    public static readonly TestTable[] Kills = [new("k", 700, 8, RowFormat.Int4, 6)];
+    public static readonly TestTable[] Kills = [new("k", 700, 8, RowFormat.Int4, 12)];
 
     public string Root { get; } = TestModels.TempRoot("cluster");
     public string Models => Path.Combine(Root, "models");
