@@ -9,7 +9,7 @@ public sealed class ServeCommandTests
 {
     private static readonly string[] Names =
         ["models", "data", "port", "listen", "role", "cluster", "silo-port", "gateway-port", "embedding-memory",
-         "max-batch", "max-delay-ms", "queue", "deadline-ms", "max-body", "api-key"];
+         "max-batch", "max-delay-ms", "queue", "deadline-ms", "max-body", "api-key", "compute-workers", "reserved-workers"];
 
     private static ServeOptions Parse(params string[] args) => ServeCommand.Parse(CliOptions.Parse(args, Names));
 
@@ -24,6 +24,20 @@ public sealed class ServeCommandTests
         Assert.Null(o.PrimarySilo);
         Assert.Equal(512L << 20, o.EmbeddingMemoryBytes);
         Assert.Null(o.ApiKey);
+    }
+
+    [Fact]
+    public void Scheduler_options_reach_the_server_settings()
+    {
+        ServeOptions defaults = Parse();
+        Assert.Equal(0, defaults.ComputeWorkers);
+        Assert.Equal(1, defaults.Scheduler.ReservedWorkers);
+
+        ServeOptions o = Parse("--compute-workers", "3", "--reserved-workers", "0");
+        Assert.Equal(3, o.ComputeWorkers);
+        Assert.Equal(0, o.Scheduler.ReservedWorkers);
+        CliException e = Assert.Throws<CliException>(() => Parse("--compute-workers", "-1"));
+        Assert.Contains("--compute-workers", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Recsys.Router.Batching;
 using Recsys.Router.Hosting;
+using Recsys.Router.Scheduling;
 
 namespace Recsys.Cli.Commands;
 
@@ -38,13 +39,16 @@ public static class ServeCommand
           --deadline-ms N         requests not answered by then get 504 (1000)
           --max-body SZ           largest request body (16MB)
           --api-key KEY           enables POST /v1/models/{name}/load with header X-Api-Key
+          --compute-workers N     threads of the compute scheduler, the whole compute budget (0: one per core)
+          --reserved-workers N    workers less urgent classes leave free for ranking while it has work (1; 0 disables)
         Precedence: command line > environment (RECSYS_<OPTION>, e.g. RECSYS_CLUSTER, RECSYS_SILO_PORT) > --config file > defaults.
         """;
 
     private static readonly string[] ValueOptions =
         ["models", "data", "port", "listen", "role", "cluster", "silo-port", "gateway-port", "embedding-memory",
          "max-batch", "max-delay-ms", "queue", "deadline-ms", "max-body", "api-key",
-         "cluster-id", "service-id", "advertise", "probe-timeout-ms", "missed-probes", "response-timeout-ms", "grain-directory", "min-threads", "tls-cert", "tls-password", "config"];
+         "cluster-id", "service-id", "advertise", "probe-timeout-ms", "missed-probes", "response-timeout-ms", "grain-directory", "min-threads", "tls-cert", "tls-password", "config",
+         "compute-workers", "reserved-workers"];
 
     public static Task<int> RunAsync(string[] args)
     {
@@ -92,6 +96,8 @@ public static class ServeCommand
             MaxBodyBytes = Size(o, "max-body", 16L << 20),
             Deadline = TimeSpan.FromMilliseconds(o.GetInt("deadline-ms", 1000, min: 1)),
             ApiKey = o.Get("api-key"),
+            ComputeWorkers = o.GetInt("compute-workers", 0, min: 0),
+            Scheduler = new SchedulerOptions { ReservedWorkers = o.GetInt("reserved-workers", 1, min: 0) },
             Batching = new BatchingOptions
             {
                 MaxBatch = o.GetInt("max-batch", 256, min: 1),
