@@ -102,6 +102,8 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             status = 504;
+            // The deadline may have cut the body read short: the connection cannot carry another request.
+            context.Response.Headers.Connection = "close";
             await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
         }
         catch (ShardUnavailableException e)

@@ -110,6 +110,8 @@ public static class TranslationEndpoints
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             status = 504;
+            // The deadline may have cut the body read short: the connection cannot carry another request.
+            context.Response.Headers.Connection = "close";
             await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request left the decode batch").ConfigureAwait(false);
         }
         catch (BadHttpRequestException e)

@@ -60,6 +60,8 @@ internal sealed class VisionCall
         {
             // Refused because its time was already up: that is a deadline answer, not overload.
             status = 504;
+            // The deadline may have cut the body read short: the connection cannot carry another request.
+            context.Response.Headers.Connection = "close";
             await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
         }
         catch (SchedulerRejectedException e)
@@ -74,6 +76,8 @@ internal sealed class VisionCall
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             status = 504;
+            // The deadline may have cut the body read short: the connection cannot carry another request.
+            context.Response.Headers.Connection = "close";
             await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
         }
         catch (BadHttpRequestException e)
