@@ -78,7 +78,7 @@ internal static class GemmCompare
     }
 
     /// <summary>Mean seconds per call over the block; also lowers <paramref name="fastest"/> to the quickest single call.</summary>
-    private static double Block(Action f, long iterations, ref double fastest)
+    internal static double Block(Action f, long iterations, ref double fastest)
     {
         long start = Stopwatch.GetTimestamp(), previous = start;
         long best = long.MaxValue;
@@ -94,6 +94,6 @@ internal static class GemmCompare
         return (double)(previous - start) / Stopwatch.Frequency / iterations;
     }
 
-    private static string LoadAverage() =>
+    internal static string LoadAverage() =>
         File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 }

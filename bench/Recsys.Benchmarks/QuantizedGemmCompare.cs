@@ -26,7 +26,7 @@ internal static class QuantizedGemmCompare
         bool heavy = args.Length > 3 && args[3] == "heavy";
         var mlp = new GemmMlp("top", batches.Max());
         Console.WriteLine($"# qgemm-compare ({(heavy ? "heavy-tailed" : "uniform")} weights per layer): {Environment.ProcessorCount} cpus, 1 thread, {rounds} interleaved rounds of ~0.1 s per variant; times are the fastest single call, x = fp32 / variant; fp32 path {GemmPaths.Best}");
-        Console.WriteLine($"# load average at start: {LoadAverage()}");
+        Console.WriteLine($"# load average at start: {GemmCompare.LoadAverage()}");
         Console.WriteLine("| shape (in->out) | M | fp32 us (fastest) | fp16 us | int8 vnni us | int8 madd16 us | fp16 x | vnni x | madd16 x | block-median x (fp16/vnni/madd16) | madd16 chunk / outliers | madd16 chunk-2 x (outliers) |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
 
@@ -51,7 +51,7 @@ internal static class QuantizedGemmCompare
 
         if (heavy)
         {
-            Console.WriteLine($"# load average at end: {LoadAverage()}");
+            Console.WriteLine($"# load average at end: {GemmCompare.LoadAverage()}");
             return;
         }
 
@@ -74,7 +74,7 @@ internal static class QuantizedGemmCompare
                 $"| 479-1024-1024-512-256-1 | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {med[4]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {1 / ratio[4]:F2} | {Blocks()} |"));
         }
 
-        Console.WriteLine($"# load average at end: {LoadAverage()}");
+        Console.WriteLine($"# load average at end: {GemmCompare.LoadAverage()}");
     }
 
     /// <summary>The layer with Student-t-like weights (normal / a random spread), scaled to the uniform init's bound.</summary>
@@ -138,7 +138,7 @@ internal static class QuantizedGemmCompare
 
         for (int r = 0; r < rounds; r++)
         {
-            for (int v = 0; v < runs.Length; v++) times[v][r] = Block(runs[v], iters[v], ref fastest[v]);
+            for (int v = 0; v < runs.Length; v++) times[v][r] = GemmCompare.Block(runs[v], iters[v], ref fastest[v]);
             for (int v = 0; v < runs.Length; v++) ratios[v][r] = times[0][r] / times[v][r];
         }
 
@@ -169,22 +169,4 @@ internal static class QuantizedGemmCompare
 
     /// <summary>Median over rounds of the per-round block ratio variant 0 / variant, from the last <see cref="Measure"/>.</summary>
     private static double[] LastBlockRatios { get; set; } = [];
-
-    private static double Block(Action f, long iterations, ref double fastest)
-    {
-        long start = Stopwatch.GetTimestamp(), previous = start, best = long.MaxValue;
-        for (long i = 0; i < iterations; i++)
-        {
-            f();
-            long now = Stopwatch.GetTimestamp();
-            best = Math.Min(best, now - previous);
-            previous = now;
-        }
-
-        fastest = Math.Min(fastest, (double)best / Stopwatch.Frequency);
-        return (double)(previous - start) / Stopwatch.Frequency / iterations;
-    }
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 }
