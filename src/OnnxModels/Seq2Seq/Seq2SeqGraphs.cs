@@ -2,6 +2,7 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Recsys.DenseCompute.Models;
 using Recsys.OnnxModels.Runtime;
+using Recsys.OnnxModels.Vision;
 
 namespace Recsys.OnnxModels.Seq2Seq;
 
@@ -25,9 +26,11 @@ public sealed class Seq2SeqGraphs : IDisposable
     private readonly InferenceSession _decoder;
     private readonly RunOptions _run = new();
 
-    private Seq2SeqGraphs(InferenceSession encoder, InferenceSession decoder, int hidden, int stateWidth, int vocabulary)
+    private Seq2SeqGraphs(InferenceSession encoder, InferenceSession decoder, int hidden, int stateWidth, int vocabulary, string encoderPath)
     {
         _encoder = encoder;
+        EncoderInputSignatures = TensorSignature.Read(encoder, inputs: true, encoderPath);
+        EncoderOutputSignatures = TensorSignature.Read(encoder, inputs: false, encoderPath);
         _decoder = decoder;
         Hidden = hidden;
         StateWidth = stateWidth;
@@ -44,6 +47,12 @@ public sealed class Seq2SeqGraphs : IDisposable
     public int Vocabulary { get; }
 
     public InferenceSession Encoder => _encoder;
+
+    /// <summary>The encoder's inputs as it declares them, for the raw KServe /infer (src_ids [-1, -1], src_lengths [-1]).</summary>
+    public IReadOnlyList<TensorSignature> EncoderInputSignatures { get; }
+
+    /// <summary>The encoder's outputs as it declares them (enc_out [-1, -1, H], state [-1, D]).</summary>
+    public IReadOnlyList<TensorSignature> EncoderOutputSignatures { get; }
 
     public static Seq2SeqGraphs Open(string encoderPath, string decoderPath)
     {
@@ -67,7 +76,7 @@ public sealed class Seq2SeqGraphs : IDisposable
             d.Input(SrcMask, TensorElementType.Float, 2);
             int vocabulary = d.FixedDim(d.Output(LogProbs, TensorElementType.Float, 2), LogProbs, 1, "output");
             d.SameDim(d.Output(NewState, TensorElementType.Float, 2), NewState, 1, stateWidth, "output", $"the {State} width");
-            return new Seq2SeqGraphs(encoder, decoder, hidden, stateWidth, vocabulary);
+            return new Seq2SeqGraphs(encoder, decoder, hidden, stateWidth, vocabulary, encoderPath);
         }
         catch
         {

@@ -1,4 +1,3 @@
-using Microsoft.ML.Tokenizers;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Models;
 
@@ -74,29 +73,4 @@ public sealed class VocabularyCodec : TextCodec
         for (int i = 0; i < ids.Length; i++) parts[i] = (uint)ids[i] < (uint)_tokens.Length ? _tokens[ids[i]] : "<?>";
         return string.Join(' ', parts);
     }
-}
-
-/// <summary>Subword text through Microsoft.ML.Tokenizers' SentencePiece; the start and end tokens are the decoder's business, not the codec's.</summary>
-public sealed class SentencePieceCodec : TextCodec
-{
-    private readonly SentencePieceTokenizer _tokenizer;
-
-    private SentencePieceCodec(SentencePieceTokenizer tokenizer) => _tokenizer = tokenizer;
-
-    public static SentencePieceCodec Open(string path, string modelFile)
-    {
-        try
-        {
-            using FileStream stream = File.OpenRead(path);
-            return new SentencePieceCodec(SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false));
-        }
-        catch (Exception e) when (e is not IOException)
-        {
-            throw new ModelFileException(modelFile, "sentencepiece", $"{Path.GetFileName(path)} is not a SentencePiece model: {e.Message}");
-        }
-    }
-
-    public override int[] Encode(string text) => [.. _tokenizer.EncodeToIds(text)];
-
-    public override string Decode(ReadOnlySpan<int> ids) => _tokenizer.Decode(ids.ToArray());
 }
