@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
-using Microsoft.ML.OnnxRuntime;
 using Recsys.OnnxModels.Seq2Seq;
 using Recsys.Router.Hosting;
+using Recsys.Router.Http;
 using Recsys.Router.Scheduling;
 using Recsys.Router.Workloads;
 
@@ -35,24 +35,12 @@ internal sealed class TranslationWorkload : IServedWorkload
         _driver.Submit(source, options, deadline, cancel);
 
     /// <summary>The encoder graph's inputs and outputs, as the raw /infer serves it.</summary>
-    public JsonObject Metadata()
+    public JsonObject Metadata() => new()
     {
-        InferenceSession encoder = Model.Graphs.Encoder;
-        return new JsonObject
-        {
-            ["platform"] = "onnxruntime_onnx",
-            ["inputs"] = Tensors(encoder.InputMetadata),
-            ["outputs"] = Tensors(encoder.OutputMetadata),
-        };
-    }
-
-    private static JsonArray Tensors(IReadOnlyDictionary<string, NodeMetadata> nodes) =>
-        [.. nodes.Select(kv => (JsonNode)new JsonObject
-        {
-            ["name"] = kv.Key,
-            ["datatype"] = EncoderInfer.KServeType(kv.Value.ElementDataType),
-            ["shape"] = new JsonArray([.. kv.Value.Dimensions.Select(d => (JsonNode)(long)d)]),
-        })];
+        ["platform"] = "onnxruntime_onnx",
+        ["inputs"] = KServeTensors.Metadata(Model.Graphs.EncoderInputSignatures),
+        ["outputs"] = KServeTensors.Metadata(Model.Graphs.EncoderOutputSignatures),
+    };
 
     public Task InferAsync(HttpContext context) => EncoderInfer.ServeAsync(context, this, _scheduler, _options);
 
