@@ -54,6 +54,14 @@ public static class QuantizationReport
                 json.WriteEndArray();
                 WriteTrials(json, l.Trials);
                 json.WriteString("chosen", l.Chosen.Name);
+                // The same setting as model.json spells it, so the report alone rebuilds the layer.
+                json.WriteString("chosen_precision", LayerPrecisions.Name(l.Chosen.Precision));
+                if (l.Chosen.Precision == LayerPrecision.Int8)
+                {
+                    json.WriteString("chosen_weight_range", l.Chosen.Int8.WeightRange == WeightRangeMethod.L2 ? "l2" : "minmax");
+                    json.WriteNumber("chosen_outlier_density", l.Chosen.Int8.OutlierDensity);
+                }
+
                 json.WriteString("reason", l.Reason);
                 json.WriteEndObject();
             }
