@@ -14,7 +14,7 @@ public interface IDenseLayer
     LayerPrecision Precision { get; }
 
     /// <summary>output[m x Out] = act(input[m x In] · Wᵀ + b).</summary>
-    /// <param name="maxThreads">Upper bound on threads; reduced-precision layers run on the caller alone.</param>
+    /// <param name="maxThreads">Upper bound on threads; small problems run on the caller alone (every precision follows the fp32 GEMM's policy).</param>
     void Forward(ReadOnlySpan<float> input, int m, Span<float> output, int maxThreads = 1);
 }
 
