@@ -6,11 +6,12 @@ using Recsys.DenseCompute.Quantized;
 namespace Recsys.Benchmarks;
 
 /// <summary>
-/// Reduced-precision Linear layers against our fp32 kernel on the top-MLP shapes of BASELINES.md, one thread.
+/// Reduced-precision Linear layers against our fp32 kernel on the top-MLP shapes of BASELINES.md, on 1 or 2 threads
+/// (every variant, ORT included, gets the same thread count).
 /// Every variant runs one timed block per round, interleaved, so all see the same machine noise; the
 /// ratio is taken per round (fp32 time / variant time) and the median reported. The whole top MLP is
 /// also timed at each precision next to ONNX Runtime fp32 (the peer GemmCompare uses; it has no OpenBLAS call).
-/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256] [weights=uniform|heavy]
+/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256] [weights=uniform|heavy] [threads=1]
 /// "heavy" gives the per-layer table Student-t-like weights of the same spread (trained layers look like that:
 /// a bulk near 0 and a few large values), where the 16-bit chunk needs far fewer outliers; the whole-MLP
 /// table keeps the uniform weights ORT is given.
@@ -24,8 +25,9 @@ internal static class QuantizedGemmCompare
         int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5;
         int[] batches = args.Length > 2 ? args[2].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [1, 16, 64, 256];
         bool heavy = args.Length > 3 && args[3] == "heavy";
+        int threads = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
         var mlp = new GemmMlp("top", batches.Max());
-        Console.WriteLine($"# qgemm-compare ({(heavy ? "heavy-tailed" : "uniform")} weights per layer): {Environment.ProcessorCount} cpus, 1 thread, {rounds} interleaved rounds of ~0.1 s per variant; times are the fastest single call, x = fp32 / variant; fp32 path {GemmPaths.Best}");
+        Console.WriteLine($"# qgemm-compare ({(heavy ? "heavy-tailed" : "uniform")} weights per layer): {Environment.ProcessorCount} cpus, {threads} thread(s), {rounds} interleaved rounds of ~0.1 s per variant; times are the fastest single call, x = fp32 / variant; fp32 path {GemmPaths.Best}");
         Console.WriteLine($"# load average at start: {GemmCompare.LoadAverage()}");
         Console.WriteLine("| shape (in->out) | M | fp32 us (fastest) | fp16 us | int8 vnni us | int8 madd16 us | fp16 x | vnni x | madd16 x | block-median x (fp16/vnni/madd16) | madd16 chunk / outliers | madd16 chunk-2 x (outliers) |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -42,7 +44,7 @@ internal static class QuantizedGemmCompare
                 float[] x = GemmMlp.Input(m, layer.In);
                 if (nonNegative) x = x.Select(MathF.Abs).ToArray();
                 float[] y = new float[m * layer.Out];
-                Action[] runs = layers.Select(d => (Action)(() => d.Forward(x, m, y))).ToArray();
+                Action[] runs = layers.Select(d => (Action)(() => d.Forward(x, m, y, threads))).ToArray();
                 (double[] med, double[] ratio) = Measure(runs, rounds);
                 Console.WriteLine(FormattableString.Invariant(
                     $"| {layer.In}->{layer.Out} | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {Blocks()} | {madd.Chunk} / {madd.OutlierDensity:P2} | {ratio[4]:F2} ({madd2.OutlierDensity:P2}) |"));
@@ -65,9 +67,9 @@ internal static class QuantizedGemmCompare
         {
             float[] x = GemmMlp.Input(m, mlp.Dims[0]);
             float[] a = new float[m * widest], b = new float[m * widest];
-            using var ort = new OrtMlpRunner(mlp, 1, x, m);
+            using var ort = new OrtMlpRunner(mlp, threads, x, m);
             var runs = new List<Action>();
-            foreach (IDenseLayer[] chain in chains) runs.Add(() => Chain(chain, x, m, a, b));
+            foreach (IDenseLayer[] chain in chains) runs.Add(() => Chain(chain, x, m, a, b, threads));
             runs.Add(ort.Run);
             (double[] med, double[] ratio) = Measure([.. runs], rounds);
             Console.WriteLine(FormattableString.Invariant(
@@ -106,13 +108,13 @@ internal static class QuantizedGemmCompare
         PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, Madd16Chunk = 2, InputNonNegative = nonNegative }),
     ];
 
-    private static void Chain(IDenseLayer[] chain, float[] x, int m, float[] a, float[] b)
+    private static void Chain(IDenseLayer[] chain, float[] x, int m, float[] a, float[] b, int threads)
     {
         ReadOnlySpan<float> input = x;
         for (int i = 0; i < chain.Length; i++)
         {
             float[] y = i % 2 == 0 ? a : b;
-            chain[i].Forward(input, m, y);
+            chain[i].Forward(input, m, y, threads);
             input = y.AsSpan(0, m * chain[i].OutFeatures);
         }
     }

@@ -21,6 +21,7 @@ public static class CommandLine
                 case "bench": return Commands.BenchCommand.RunAsync(args[1..]);
                 case "accuracy": return Commands.AccuracyCommand.RunAsync(args[1..]);
                 case "characterize": return Commands.CharacterizeCommand.RunAsync(args[1..]);
+                case "quantize": return Commands.QuantizeCommand.RunAsync(args[1..]);
                 default:
                     Console.Error.WriteLine($"recsys: unknown command '{args[0]}'\n\n{Usage}");
                     return Task.FromResult(2);
@@ -43,6 +44,7 @@ public static class CommandLine
           bench         drive a running cluster (load, capacity, bandwidth)
           accuracy      AUC and normalized entropy of a model at several precisions
           characterize  parameters, intensity, per-operator time and roofline of a model on this machine
+          quantize      choose per-layer precision and row formats on calibration data, write the model copy
         """;
 }
 

@@ -44,11 +44,12 @@ public sealed class DlrmDense
         {
             int outputs = spec.BottomMlp[i];
             // Dense features may be negative; every later layer reads a ReLU output (net-aware int8 range).
+            string name = DensePrecision.BottomLayer(i);
             bottom[i] = DenseLayers.Create(
-                spec.Precision.For(DensePrecision.BottomLayer(i)),
+                spec.Precision.For(name),
                 weights.ReadFloats(DlrmSpec.BottomWeightName(i), outputs, inputs),
                 weights.ReadFloats(DlrmSpec.BottomBiasName(i), outputs),
-                outputs, inputs, Activation.Relu, inputNonNegative: i > 0);
+                outputs, inputs, Activation.Relu, inputNonNegative: i > 0, spec.Precision.Int8OptionsFor(name, i > 0));
             inputs = outputs;
         }
         var top = new IDenseLayer[spec.TopMlp.Length];
@@ -57,11 +58,12 @@ public sealed class DlrmDense
         {
             int outputs = spec.TopMlp[i];
             // The interaction output holds dot products of any sign; later top layers read ReLU outputs.
+            string name = DensePrecision.TopLayer(i);
             top[i] = DenseLayers.Create(
-                spec.Precision.For(DensePrecision.TopLayer(i)),
+                spec.Precision.For(name),
                 weights.ReadFloats(DlrmSpec.TopWeightName(i), outputs, inputs),
                 weights.ReadFloats(DlrmSpec.TopBiasName(i), outputs),
-                outputs, inputs, i == top.Length - 1 ? Activation.Sigmoid : Activation.Relu, inputNonNegative: i > 0);
+                outputs, inputs, i == top.Length - 1 ? Activation.Sigmoid : Activation.Relu, inputNonNegative: i > 0, spec.Precision.Int8OptionsFor(name, i > 0));
             inputs = outputs;
         }
         return new DlrmDense(spec, bottom, top);

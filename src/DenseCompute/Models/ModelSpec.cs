@@ -118,7 +118,8 @@ public sealed class ModelSpec
     }
 
     /// <summary>
-    /// "precision": {"dense": "fp32|fp16|int8", "layers": {"bottom.0": "fp32", "top.2": "int8"}}; absent means fp32.
+    /// "precision": {"dense": "fp32|fp16|int8", "layers": {"bottom.0": "fp32", "top.2": "int8"},
+    /// "int8": {"top.2": {"weight_range": "l2", "outlier_density": 0.001}}}; absent means fp32.
     /// Layer keys count Linear layers from 0 and must exist in the MLPs.
     /// </summary>
     private static DensePrecision ParsePrecision(JsonElement root, string file, int bottomLayers, int topLayers)
@@ -134,20 +135,50 @@ public sealed class ModelSpec
             foreach (JsonProperty e in l.EnumerateObject())
             {
                 string field = $"precision.layers.{e.Name}";
-                string[] parts = e.Name.Split('.');
-                int count = parts.Length == 2 ? parts[0] switch { "bottom" => bottomLayers, "top" => topLayers, _ => -1 } : -1;
-                if (count < 0 || !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int index))
-                {
-                    throw new ModelFileException(file, field, "is not a layer name (bottom.N or top.N)");
-                }
-
-                if (index >= count) throw new ModelFileException(file, field, $"no such layer: the {parts[0]} MLP has {count} Linear layer(s), numbered from 0");
+                string layer = LayerKey(e.Name, file, field, bottomLayers, topLayers);
                 if (e.Value.ValueKind != JsonValueKind.String) throw new ModelFileException(file, field, "must be a string (fp32, fp16, int8)");
-                layers[$"{parts[0]}.{index}"] = ParseLayerPrecision(e.Value.GetString()!, file, field);
+                layers[layer] = ParseLayerPrecision(e.Value.GetString()!, file, field);
             }
         }
 
-        return new DensePrecision(dense, layers);
+        var int8 = new Dictionary<string, Int8WeightSettings>(StringComparer.Ordinal);
+        if (p.TryGetProperty("int8", out JsonElement q) && q.ValueKind != JsonValueKind.Null)
+        {
+            if (q.ValueKind != JsonValueKind.Object) throw new ModelFileException(file, "precision.int8", "must be an object of \"bottom.N\" / \"top.N\": {\"weight_range\": \"minmax|l2\", \"outlier_density\": 0.001}");
+            foreach (JsonProperty e in q.EnumerateObject())
+            {
+                string field = $"precision.int8.{e.Name}";
+                string layer = LayerKey(e.Name, file, field, bottomLayers, topLayers);
+                if (e.Value.ValueKind != JsonValueKind.Object) throw new ModelFileException(file, field, "must be an object {\"weight_range\": \"minmax|l2\", \"outlier_density\": 0.001}");
+                var lr = new FieldReader(e.Value, file, field + ".");
+                string range = lr.String("weight_range", "minmax");
+                WeightRangeMethod method = range switch
+                {
+                    "minmax" => WeightRangeMethod.MinMax,
+                    "l2" => WeightRangeMethod.L2,
+                    _ => throw new ModelFileException(file, field + ".weight_range", $"'{range}' is not one of minmax, l2"),
+                };
+                double density = lr.Double("outlier_density", 0);
+                if (!(density >= 0 && density < 1)) throw new ModelFileException(file, field + ".outlier_density", $"is {density}, must be in [0, 1)");
+                int8[layer] = new Int8WeightSettings(method, density);
+            }
+        }
+
+        return new DensePrecision(dense, layers, int8);
+    }
+
+    /// <summary>"bottom.N" / "top.N" of an existing Linear layer, normalised (no leading zeros).</summary>
+    private static string LayerKey(string key, string file, string field, int bottomLayers, int topLayers)
+    {
+        string[] parts = key.Split('.');
+        int count = parts.Length == 2 ? parts[0] switch { "bottom" => bottomLayers, "top" => topLayers, _ => -1 } : -1;
+        if (count < 0 || !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int index))
+        {
+            throw new ModelFileException(file, field, "is not a layer name (bottom.N or top.N)");
+        }
+
+        if (index >= count) throw new ModelFileException(file, field, $"no such layer: the {parts[0]} MLP has {count} Linear layer(s), numbered from 0");
+        return $"{parts[0]}.{index}";
     }
 
     private static LayerPrecision ParseLayerPrecision(string text, string file, string field) =>
@@ -180,6 +211,13 @@ public sealed class ModelSpec
         {
             long x = Long(name, min, fallback);
             return x <= int.MaxValue ? (int)x : throw Error(name, $"is {x}, too large");
+        }
+
+        public double Double(string name, double fallback)
+        {
+            JsonElement? v = Get(name);
+            if (v is null) return fallback;
+            return v.Value.ValueKind == JsonValueKind.Number ? v.Value.GetDouble() : throw Error(name, "must be a number");
         }
 
         public bool Bool(string name, bool fallback)

@@ -14,7 +14,7 @@ public interface IDenseLayer
     LayerPrecision Precision { get; }
 
     /// <summary>output[m x Out] = act(input[m x In] · Wᵀ + b).</summary>
-    /// <param name="maxThreads">Upper bound on threads; reduced-precision layers run on the caller alone.</param>
+    /// <param name="maxThreads">Upper bound on threads; small problems run on the caller alone (every precision follows the fp32 GEMM's policy).</param>
     void Forward(ReadOnlySpan<float> input, int m, Span<float> output, int maxThreads = 1);
 }
 
@@ -38,11 +38,12 @@ public static class DenseLayers
     /// The input comes out of a ReLU: int8 layers then quantize it on [0, max] (net-aware range),
     /// which spends all 256 levels on the values that occur and drops the zero-point correction.
     /// </param>
-    public static IDenseLayer Create(LayerPrecision precision, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int outFeatures, int inFeatures, Activation activation, bool inputNonNegative) =>
+    /// <param name="int8">Packing options of an int8 layer (its InputNonNegative is replaced by <paramref name="inputNonNegative"/>); null: min/max ranges.</param>
+    public static IDenseLayer Create(LayerPrecision precision, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int outFeatures, int inFeatures, Activation activation, bool inputNonNegative, Int8Options? int8 = null) =>
         precision switch
         {
             LayerPrecision.Fp16 => PackedLinearF16.Pack(weight, bias, outFeatures, inFeatures, activation),
-            LayerPrecision.Int8 => PackedLinearInt8.Pack(weight, bias, outFeatures, inFeatures, activation, new Int8Options { InputNonNegative = inputNonNegative }),
+            LayerPrecision.Int8 => PackedLinearInt8.Pack(weight, bias, outFeatures, inFeatures, activation, (int8 ?? new Int8Options()) with { InputNonNegative = inputNonNegative }),
             LayerPrecision.Fp32 => new Fp32Layer(PackedLinear.Pack(weight, bias, outFeatures, inFeatures, activation)),
             _ => throw new ArgumentOutOfRangeException(nameof(precision), precision, "unknown precision"),
         };

@@ -14,7 +14,7 @@ namespace Recsys.DenseCompute.Quantized;
 /// A widened panel pair is K x 64 floats (256 KiB at K = 1024): it stays in L2 while the tiles stream it,
 /// so the bytes that come from L3 or memory are the halves only. That is where the M &lt;= 16 gain comes from.
 /// </remarks>
-public sealed unsafe class PackedLinearF16 : IDenseLayer
+public sealed unsafe class PackedLinearF16 : IDenseLayer, IPartitionedLayer
 {
     private const int W = GemmLayout.PanelWidth;
 
@@ -78,43 +78,56 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
     /// <summary>The half that <paramref name="value"/> rounds to (nearest, ties to even), as the layer stores it.</summary>
     public static float RoundToHalf(float value) => (float)(Half)value;
 
+    /// <param name="maxThreads">Upper bound on threads; small problems run on the caller alone (the fp32 GEMM's policy).</param>
     public void Forward(ReadOnlySpan<float> input, int m, Span<float> output, int maxThreads = 1) =>
-        Forward(input, m, output, GemmPaths.Best);
+        Forward(input, m, output, GemmPaths.Best, maxThreads);
 
-    internal void Forward(ReadOnlySpan<float> input, int m, Span<float> output, GemmPath path)
+    internal void Forward(ReadOnlySpan<float> input, int m, Span<float> output, GemmPath path, int maxThreads = 1)
     {
         if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "batch size cannot be negative");
         if (input.Length < (long)m * InFeatures) throw new ArgumentException($"input has {input.Length} values, expected at least {m} x {InFeatures}", nameof(input));
         if (output.Length < (long)m * OutFeatures) throw new ArgumentException($"output has {output.Length} values, expected at least {m} x {OutFeatures}", nameof(output));
         if (!GemmPaths.IsSupported(path)) throw new PlatformNotSupportedException($"GEMM path {path} is not supported on this CPU");
+        int threads = QuantizedWorkers.Threads(maxThreads, m, InFeatures, OutFeatures);
         if (m == 0) return;
 
-        int k = InFeatures, n = OutFeatures, panelCount = GemmLayout.PanelCount(n);
-        if (m <= SmallBatch && k > 0 && path == GemmPath.Avx512)
-        {
-            fixed (float* x = input)
-            fixed (float* y = output)
-            {
-                ForwardSmallBatch(x, m, y);
-            }
-
-            GC.KeepAlive(_panelStore);
-            GC.KeepAlive(_biasStore);
-            return;
-        }
-
-        float* widened = WideningBuffer((long)k * 2 * W);
         fixed (float* x = input)
         fixed (float* y = output)
         {
-            for (int q = 0; q < panelCount;)
+            var job = new QuantizedJob(this, x, y, null, m, default, (int)path);
+            if (threads == 1) Part(job, 0, m, 0, GemmLayout.PanelCount(OutFeatures));
+            else QuantizedWorkers.Run(job, InFeatures, OutFeatures, threads);
+        }
+
+        GC.KeepAlive(_panelStore);
+        GC.KeepAlive(_biasStore);
+    }
+
+    /// <summary>
+    /// Rows [m0, m1) x panels [p0, p1). The kernel (register widening or a widened buffer) is chosen by the
+    /// whole batch's height, so a part computes its outputs exactly as the single-threaded call does.
+    /// </summary>
+    void IPartitionedLayer.RunPart(in QuantizedJob job, int m0, int m1, int p0, int p1) => Part(job, m0, m1, p0, p1);
+
+    private void Part(in QuantizedJob job, int m0, int m1, int p0, int p1)
+    {
+        var path = (GemmPath)job.Path;
+        int k = InFeatures, n = OutFeatures;
+        if (job.M <= SmallBatch && k > 0 && path == GemmPath.Avx512)
+        {
+            ForwardSmallBatch(job.X + ((long)m0 * k), m1 - m0, job.Y + ((long)m0 * n), p0, p1);
+        }
+        else
+        {
+            float* widened = WideningBuffer((long)k * 2 * W);
+            for (int q = p0; q < p1;)
             {
                 // Pairs of full panels use the two-panel tile, as the fp32 driver does.
-                int count = q + 1 < panelCount && (q + 2) * W <= n ? 2 : 1;
+                int count = q + 1 < p1 && (q + 2) * W <= n ? 2 : 1;
                 HalfWidening.Widen(_panels + ((long)q * k * W), widened, (long)count * k);
                 // The driver finds panel p at Panels + p*K*32: offset the base so panel q lands on the buffer.
-                var problem = new GemmProblem(x, y, m, k, n, widened - ((long)q * k * W), _bias, Activation);
-                GemmDriver.Run(problem, path, 0, m, q, q + count);
+                var problem = new GemmProblem(job.X, job.Y, job.M, k, n, widened - ((long)q * k * W), _bias, Activation);
+                GemmDriver.Run(problem, path, m0, m1, q, q + count);
                 q += count;
             }
         }
@@ -130,9 +143,9 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
     /// </summary>
     internal const int SmallBatch = 16;
 
-    private void ForwardSmallBatch(float* x, int m, float* y)
+    private void ForwardSmallBatch(float* x, int m, float* y, int p0, int p1)
     {
-        int k = InFeatures, n = OutFeatures, panelCount = GemmLayout.PanelCount(n);
+        int k = InFeatures, n = OutFeatures;
         // Up to 4 rows, two panels per tile keep 4 FMA chains per row in flight; taller batches take
         // 8-row tiles over one panel, so each widened weight feeds more FMAs and the halves are streamed fewer times.
         bool pairs = m <= F16SmallBatchKernel.MaxRows;
@@ -141,9 +154,9 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer
         float* scratch = stackalloc float[(F16SmallBatchKernel.MaxRowsSingle * 2 * W) + 16];
         scratch = (float*)Aligned(scratch);
         bool relu = Activation == Activation.Relu;
-        for (int q = 0; q < panelCount;)
+        for (int q = p0; q < p1;)
         {
-            int count = pairs && q + 1 < panelCount && (q + 2) * W <= n ? 2 : 1;
+            int count = pairs && q + 1 < p1 && (q + 2) * W <= n ? 2 : 1;
             int cols = Math.Min(count * W, n - (q * W));
             ushort* b0 = _panels + ((long)q * k * W);
             for (int t = 0, row = 0; t < tiles; t++)

@@ -20,7 +20,7 @@ internal enum Int8Path
 /// channel, symmetric), int32 sums, then y = act(sa · sw[n] · (acc - zp · Σ_k q[n, k]) + b[n]) in fp32.
 /// Weights are quantized and packed once here; the zero-point correction comes from row sums computed then.
 /// </summary>
-public sealed unsafe class PackedLinearInt8 : IDenseLayer
+public sealed unsafe class PackedLinearInt8 : IDenseLayer, IPartitionedLayer
 {
     private const int W = 32;
 
@@ -108,8 +108,9 @@ public sealed unsafe class PackedLinearInt8 : IDenseLayer
         return new PackedLinearInt8(q, bias, activation, kernel, options.InputNonNegative);
     }
 
+    /// <param name="maxThreads">Upper bound on threads; small problems run on the caller alone (the fp32 GEMM's policy).</param>
     public void Forward(ReadOnlySpan<float> input, int m, Span<float> output, int maxThreads = 1) =>
-        Forward(input, m, output, BestPath(Kernel));
+        Forward(input, m, output, BestPath(Kernel), maxThreads);
 
     internal static Int8Path BestPath(Int8Kernel kernel) => kernel switch
     {
@@ -125,9 +126,10 @@ public sealed unsafe class PackedLinearInt8 : IDenseLayer
         _ => true,
     };
 
-    internal void Forward(ReadOnlySpan<float> input, int m, Span<float> output, Int8Path path)
+    internal void Forward(ReadOnlySpan<float> input, int m, Span<float> output, Int8Path path, int maxThreads = 1)
     {
         Validate(input, m, output, path);
+        int threads = QuantizedWorkers.Threads(maxThreads, m, InFeatures, OutFeatures);
         if (m == 0) return;
         ReadOnlySpan<float> x = input[..(m * InFeatures)];
         ClipRange range = ActivationQuantizer.Range(x, InputNonNegative);
@@ -138,8 +140,10 @@ public sealed unsafe class PackedLinearInt8 : IDenseLayer
         fixed (float* px = input)
         fixed (float* py = output)
         {
+            // Quantized once over the whole batch on the caller: every part then shares the scale, so threads change no bit.
             ActivationQuantizer.Quantize(px, m, InFeatures, code, qa, lda);
-            Run(qa, m, path, code, py, null);
+            if (threads == 1) Run(qa, 0, m, 0, GemmLayout.PanelCount(OutFeatures), path, code, py, null);
+            else QuantizedWorkers.Run(new QuantizedJob(this, px, py, qa, m, code, (int)path), InFeatures, OutFeatures, threads);
         }
 
         GC.KeepAlive(_panelStore);
@@ -163,7 +167,7 @@ public sealed unsafe class PackedLinearInt8 : IDenseLayer
 
         fixed (int* pacc = acc)
         {
-            Run(qa, m, path, default, null, pacc);
+            Run(qa, 0, m, 0, GemmLayout.PanelCount(OutFeatures), path, default, null, pacc);
         }
     }
 
@@ -193,19 +197,27 @@ public sealed unsafe class PackedLinearInt8 : IDenseLayer
     /// batch passes over it. Each tile's int32 sums get the sparse outliers added, then either go to
     /// <paramref name="rawAcc"/> (tests) or through the requantization epilogue into <paramref name="y"/>.
     /// </summary>
-    private void Run(byte* qa, int m, Int8Path path, ActivationCode code, float* y, int* rawAcc)
+    void IPartitionedLayer.RunPart(in QuantizedJob job, int m0, int m1, int p0, int p1)
     {
-        int n = OutFeatures, lda = _weights.PaddedIn;
+        Run(job.Codes, m0, m1, p0, p1, (Int8Path)job.Path, job.Code, job.Y, null);
+        GC.KeepAlive(_panelStore);
+        GC.KeepAlive(_floatStore);
+        GC.KeepAlive(_rowSumStore);
+    }
+
+    /// <summary>Rows [m0, m1) x panels [p0, p1) of the product; the codes and outputs are the whole batch's.</summary>
+    private void Run(byte* qa, int m0, int m1, int p0, int p1, Int8Path path, ActivationCode code, float* y, int* rawAcc)
+    {
+        int n = OutFeatures, lda = _weights.PaddedIn, m = m1 - m0;
         int maxRows = path switch { Int8Path.Madd16 => Madd16Int8Kernel.MaxRows, Int8Path.Vnni => VnniInt8Kernel.MaxRows, _ => ScalarInt8Kernel.MaxRows };
         int* tile = stackalloc int[(Madd16Int8Kernel.MaxRows * W) + 16];
         tile = (int*)Aligned(tile);
-        int panelCount = GemmLayout.PanelCount(n);
         int tiles = (m + maxRows - 1) / maxRows;
-        for (int p = 0; p < panelCount; p++)
+        for (int p = p0; p < p1; p++)
         {
             sbyte* panel = _panels + ((long)p * _groups * 128);
             int cols = Math.Min(W, n - (p * W));
-            for (int t = 0, row = 0; t < tiles; t++)
+            for (int t = 0, row = m0; t < tiles; t++)
             {
                 int r = (m / tiles) + (t < m % tiles ? 1 : 0);
                 byte* a = qa + ((long)row * lda);
