@@ -47,6 +47,26 @@ internal sealed class RunTimeEstimates(double smoothing)
         return 0;
     }
 
+    /// <summary>
+    /// The most items, up to <paramref name="max"/>, whose unit is expected to run within
+    /// <paramref name="ticks"/>; at least 1 (one item cannot be split), and <paramref name="max"/>
+    /// when the model never ran.
+    /// </summary>
+    public int ItemsWithin(string model, long ticks, int max)
+    {
+        if (max <= 1 || !_models.ContainsKey(model) || Estimate(model, max) <= ticks) return Math.Max(1, max);
+        // Estimates grow with the batch (within a bucket linearly, across buckets as measured), so
+        // a binary search finds the largest size that fits.
+        int lo = 1, hi = max - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (Estimate(model, mid) <= ticks) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
+    }
+
     /// <summary>Stopwatch timestamp of the model's last recorded run, or null when it never ran.</summary>
     public long? LastRun(string model) => _models.TryGetValue(model, out ModelEstimate? m) ? m.LastRun : null;
 
