@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -30,9 +31,9 @@ internal static class IsolationBench
         try
         {
             InferenceSession[] sessions = Enumerable.Range(0, o.BeSessions).Select(_ => OrtSessions.Open(onnx)).ToArray();
-            var vision = new VisionRunner(sessions, o.BeWidth);
+            var vision = new VisionRunner(sessions, o.BeWidth, o.BePool);
             var ranking = new RankingRunner(o.RankBatch);
-            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), best-effort nice {o.BeNice}, yield unit {o.YieldMs} ms, inline {o.Inline}, ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
+            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), best-effort nice {o.BeNice}, reserve lent {o.Lend}, best-effort buffers pooled {o.BePool}, yield unit {o.YieldMs} ms, inline {o.Inline}, ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
             Console.WriteLine($"load average at start: {LoadAverage()}");
             Warm(ranking, vision, o);
 
@@ -83,6 +84,7 @@ internal static class IsolationBench
             BestEffort = defaults.BestEffort with { Nice = o.BeNice },
             YieldUnitTime = TimeSpan.FromMilliseconds(o.YieldMs),
             InlineWhenIdle = o.Inline,
+            LendReserve = o.Lend,
         };
     }
 
@@ -277,7 +279,7 @@ internal static class IsolationBench
     }
 
     /// <summary>The best-effort model: one session.Run per batch, items stacked into one [n, width] tensor.</summary>
-    private sealed class VisionRunner(InferenceSession[] sessions, int width)
+    private sealed class VisionRunner(InferenceSession[] sessions, int width, bool pooled = false)
     {
         private readonly ConcurrentBag<InferenceSession> _free = [.. sessions];
 
@@ -289,11 +291,13 @@ internal static class IsolationBench
         public float[][] RunBatch(IReadOnlyList<float[]> items)
         {
             int n = items.Count;
-            var x = new float[n * width];
+            // Pooled (--be-pool 1): the [n, width] tensors (128 KB at batch 32, large-object heap)
+            // are rented, so the batch loop does not drive gen2 collections that pause ranking too.
+            float[] x = pooled ? ArrayPool<float>.Shared.Rent(n * width) : new float[n * width];
+            float[] y = pooled ? ArrayPool<float>.Shared.Rent(n * width) : new float[n * width];
             for (int i = 0; i < n; i++) items[i].CopyTo(x, i * width);
-            var y = new float[n * width];
-            using var input = OrtValue.CreateTensorValueFromMemory(x, [n, width]);
-            using var output = OrtValue.CreateTensorValueFromMemory(y, [n, width]);
+            using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, x.AsMemory(0, n * width), [n, width]);
+            using var output = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, y.AsMemory(0, n * width), [n, width]);
             using var run = new RunOptions();
             // One session per concurrent batch when there are several (--be-sessions).
             bool borrowed = _free.TryTake(out InferenceSession? session);
@@ -308,6 +312,11 @@ internal static class IsolationBench
             }
             var results = new float[n][];
             for (int i = 0; i < n; i++) results[i] = y.AsSpan(i * width, width).ToArray();
+            if (pooled)
+            {
+                ArrayPool<float>.Shared.Return(x);
+                ArrayPool<float>.Shared.Return(y);
+            }
             return results;
         }
     }
@@ -317,6 +326,8 @@ internal static class IsolationBench
         public int BeNice { get; init; } = new SchedulerOptions().BestEffort.Nice;
         public double YieldMs { get; init; } = new SchedulerOptions().YieldUnitTime.TotalMilliseconds;
         public bool Inline { get; init; } = new SchedulerOptions().InlineWhenIdle;
+        public bool Lend { get; init; } = new SchedulerOptions().LendReserve;
+        public bool BePool { get; init; }
 
         public static Options Parse(string[] args)
         {
@@ -341,12 +352,21 @@ internal static class IsolationBench
                     "--reserve" => o with { Reserve = int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) },
                     "--be-nice" => o with { BeNice = int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) },
                     "--yield-ms" => o with { YieldMs = double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture) },
-                    "--inline" => o with { Inline = v == "1" ? true : v == "0" ? false : throw new ArgumentException($"--inline must be 0 or 1 (got '{v}')") },
-                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve --be-sessions --be-nice --yield-ms --inline)"),
+                    "--inline" => o with { Inline = Flag(args[i], v) },
+                    "--lend" => o with { Lend = Flag(args[i], v) },
+                    "--be-pool" => o with { BePool = Flag(args[i], v) },
+                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve --be-sessions --be-nice --yield-ms --inline --lend --be-pool)"),
                 };
             }
             return o;
         }
+
+        private static bool Flag(string name, string v) => v switch
+        {
+            "1" => true,
+            "0" => false,
+            _ => throw new ArgumentException($"{name} must be 0 or 1 (got '{v}')"),
+        };
 
         private static int Int(string name, string v) =>
             int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0 ? n : throw new ArgumentException($"{name} must be a positive integer (got '{v}')");

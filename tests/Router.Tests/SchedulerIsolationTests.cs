@@ -63,19 +63,26 @@ public sealed class SchedulerIsolationTests
     public void Items_within_a_time_follow_the_per_bucket_estimates()
     {
         var estimates = new RunTimeEstimates(0.2);
-        Assert.Equal(32, estimates.ItemsWithin("never-ran", 1, 32));
+        Assert.Equal(32, estimates.ItemsWithin("never-ran", 1, 32, 1.25));
         estimates.Record("m", 32, 8000, 0);
         // 17-32 share the measured 8000-tick bucket; 16 scales from it to 4000.
-        Assert.Equal(16, estimates.ItemsWithin("m", 4000, 32));
-        Assert.Equal(16, estimates.ItemsWithin("m", 7999, 32));
-        Assert.Equal(32, estimates.ItemsWithin("m", 8000, 32));
-        Assert.Equal(20, estimates.ItemsWithin("m", 8000, 20));
+        Assert.Equal(16, estimates.ItemsWithin("m", 4000, 32, 1.25));
+        Assert.Equal(16, estimates.ItemsWithin("m", 7999, 32, 1.25));
+        Assert.Equal(32, estimates.ItemsWithin("m", 8000, 32, 1.25));
+        Assert.Equal(20, estimates.ItemsWithin("m", 8000, 20, 1.25));
         estimates.Record("m", 16, 3000, 0);
         // 9-16 now measured (3000); 8 scales from that bucket to 1500.
-        Assert.Equal(8, estimates.ItemsWithin("m", 2000, 32));
-        Assert.Equal(16, estimates.ItemsWithin("m", 4000, 32));
+        Assert.Equal(8, estimates.ItemsWithin("m", 2000, 32, 1.25));
+        Assert.Equal(16, estimates.ItemsWithin("m", 4000, 32, 1.25));
         // One item cannot be split: at least one, however small the time.
-        Assert.Equal(1, estimates.ItemsWithin("m", 1, 32));
+        Assert.Equal(1, estimates.ItemsWithin("m", 1, 32, 100));
+
+        // A model whose run hardly grows with the batch is not cut: 16 items cost 7000 ticks, 32
+        // cost 8000 (250 each); 8 fit in 5000 (scaled from 16: 3500) but at 437 each, 1.75x.
+        estimates.Record("flat", 16, 7000, 0);
+        estimates.Record("flat", 32, 8000, 0);
+        Assert.Equal(32, estimates.ItemsWithin("flat", 5000, 32, 1.25));
+        Assert.Equal(8, estimates.ItemsWithin("flat", 5000, 32, 2));
     }
 
     [Fact]

@@ -50,11 +50,15 @@ internal sealed class RunTimeEstimates(double smoothing)
     /// <summary>
     /// The most items, up to <paramref name="max"/>, whose unit is expected to run within
     /// <paramref name="ticks"/>; at least 1 (one item cannot be split), and <paramref name="max"/>
-    /// when the model never ran.
+    /// when the model never ran or when the cut would raise the cost per item more than
+    /// <paramref name="maxCostRise"/> times over a full batch's: a model whose run time hardly
+    /// grows with the batch (weights streamed once per run) would lose most of its throughput to
+    /// small batches.
     /// </summary>
-    public int ItemsWithin(string model, long ticks, int max)
+    public int ItemsWithin(string model, long ticks, int max, double maxCostRise)
     {
-        if (max <= 1 || !_models.ContainsKey(model) || Estimate(model, max) <= ticks) return Math.Max(1, max);
+        long full = Estimate(model, max);
+        if (max <= 1 || full == 0 || full <= ticks) return Math.Max(1, max);
         // Estimates grow with the batch (within a bucket linearly, across buckets as measured), so
         // a binary search finds the largest size that fits.
         int lo = 1, hi = max - 1;
@@ -64,7 +68,8 @@ internal sealed class RunTimeEstimates(double smoothing)
             if (Estimate(model, mid) <= ticks) lo = mid;
             else hi = mid - 1;
         }
-        return lo;
+        double perItem = Estimate(model, lo) / (double)lo, perItemFull = full / (double)max;
+        return perItem <= maxCostRise * perItemFull ? lo : max;
     }
 
     /// <summary>Stopwatch timestamp of the model's last recorded run, or null when it never ran.</summary>
