@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -30,9 +31,9 @@ internal static class IsolationBench
         try
         {
             InferenceSession[] sessions = Enumerable.Range(0, o.BeSessions).Select(_ => OrtSessions.Open(onnx)).ToArray();
-            var vision = new VisionRunner(sessions, o.BeWidth);
+            var vision = new VisionRunner(sessions, o.BeWidth, o.BePool);
             var ranking = new RankingRunner(o.RankBatch);
-            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
+            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), best-effort nice {o.BeNice}, reserve lent {o.Lend}, best-effort buffers pooled {o.BePool}, yield unit {o.YieldMs} ms, inline {o.Inline}, ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
             Console.WriteLine($"load average at start: {LoadAverage()}");
             Warm(ranking, vision, o);
 
@@ -45,12 +46,14 @@ internal static class IsolationBench
                     Alone = WithScheduler(o, s => RankingPhase(ranking, o, s)),
                     VisionAlone = WithScheduler(o, s => VisionPhase(vision, o, s, null)),
                 };
+                var gc = GcPause.Start();
                 (round.WithLoad, round.VisionShared) = WithScheduler(o, s =>
                 {
                     var rank = Task.Run(() => RankingPhase(ranking, o, s));
                     double shared = VisionPhase(vision, o, s, rank);
                     return (rank.Result, shared);
                 });
+                round.SharedGc = gc.Stop();
                 (round.OrtBare, round.OrtScheduled) = Overhead(vision, o);
                 rows.Add(round);
                 Console.WriteLine(round.Line(r + 1));
@@ -67,8 +70,22 @@ internal static class IsolationBench
 
     private static T WithScheduler<T>(Options o, Func<ComputeScheduler, T> phase)
     {
-        using var scheduler = new ComputeScheduler(o.Workers, new SchedulerOptions { ReservedWorkers = o.Reserve });
+        using var scheduler = new ComputeScheduler(o.Workers, SchedulerOptionsOf(o));
         return phase(scheduler);
+    }
+
+    /// <summary>The defaults, with what the command line overrides (the levers of the isolation runs).</summary>
+    private static SchedulerOptions SchedulerOptionsOf(Options o)
+    {
+        var defaults = new SchedulerOptions();
+        return defaults with
+        {
+            ReservedWorkers = o.Reserve,
+            BestEffort = defaults.BestEffort with { Nice = o.BeNice },
+            YieldUnitTime = TimeSpan.FromMilliseconds(o.YieldMs),
+            InlineWhenIdle = o.Inline,
+            LendReserve = o.Lend,
+        };
     }
 
     private static void Warm(RankingRunner ranking, VisionRunner vision, Options o)
@@ -144,7 +161,7 @@ internal static class IsolationBench
     private static (double Bare, double Scheduled) Overhead(VisionRunner vision, Options o)
     {
         float[][] one = [vision.Input(1)];
-        using var scheduler = new ComputeScheduler(o.Workers);
+        using var scheduler = new ComputeScheduler(o.Workers, SchedulerOptionsOf(o));
         BatchQueue<float[], float[]> queue = scheduler.CreateQueue<float[], float[]>("vision", WorkClass.BestEffort, BatchLimits.Single, vision.RunBatch);
         var bare = new List<double>();
         var scheduled = new List<double>();
@@ -219,12 +236,13 @@ internal static class IsolationBench
         public double VisionAlone { get; init; }
         public Latencies WithLoad { get; set; } = null!;
         public double VisionShared { get; set; }
+        public (double PauseMs, int Gen0, int Gen1, int Gen2) SharedGc { get; set; }
         public double OrtBare { get; set; }
         public double OrtScheduled { get; set; }
 
         public string Line(int n) => string.Create(CultureInfo.InvariantCulture,
             $"round {n}: ranking p50/p99 ms: bare {Bare.P50:0.000}/{Bare.P99:0.000}, scheduler alone {Alone.P50:0.000}/{Alone.P99:0.000}, with best effort {WithLoad.P50:0.000}/{WithLoad.P99:0.000} " +
-            $"(p99 ratio {WithLoad.P99 / Alone.P99:0.00}, {WithLoad.Count} requests); best effort items/s: alone {VisionAlone:0.0}, shared {VisionShared:0.0} ({VisionShared / VisionAlone:P0}); " +
+            $"(p99 ratio {WithLoad.P99 / Alone.P99:0.00}, {WithLoad.Count} requests; GC in that phase {SharedGc.PauseMs:0.0} ms paused, gen0/1/2 {SharedGc.Gen0}/{SharedGc.Gen1}/{SharedGc.Gen2}); best effort items/s: alone {VisionAlone:0.0}, shared {VisionShared:0.0} ({VisionShared / VisionAlone:P0}); " +
             $"batch-1 ms/item: bare session.Run {OrtBare:0.000}, via scheduler {OrtScheduled:0.000} (overhead {OrtScheduled / OrtBare - 1:P1})");
 
         public static string Medians(List<Round> rows) => string.Create(CultureInfo.InvariantCulture,
@@ -233,6 +251,15 @@ internal static class IsolationBench
             $"bare (no scheduler) p99 {Median(rows.Select(r => r.Bare.P99)):0.000} ms; " +
             $"best effort shared/alone {Median(rows.Select(r => r.VisionShared / r.VisionAlone)):P0} (target >= 50%); " +
             $"batch-1 overhead {Median(rows.Select(r => r.OrtScheduled / r.OrtBare - 1)):P1} (target <= 5%)");
+    }
+
+    /// <summary>GC pauses over a phase: every pause stops ranking's thread too, whatever the scheduler does.</summary>
+    private readonly record struct GcPause(TimeSpan Pause, int Gen0, int Gen1, int Gen2)
+    {
+        public static GcPause Start() => new(GC.GetTotalPauseDuration(), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+
+        public (double PauseMs, int Gen0, int Gen1, int Gen2) Stop() =>
+            ((GC.GetTotalPauseDuration() - Pause).TotalMilliseconds, GC.CollectionCount(0) - Gen0, GC.CollectionCount(1) - Gen1, GC.CollectionCount(2) - Gen2);
     }
 
     /// <summary>Ranking's dense work: bottom and top MLPs at a fixed batch; one instance per concurrent request.</summary>
@@ -252,7 +279,7 @@ internal static class IsolationBench
     }
 
     /// <summary>The best-effort model: one session.Run per batch, items stacked into one [n, width] tensor.</summary>
-    private sealed class VisionRunner(InferenceSession[] sessions, int width)
+    private sealed class VisionRunner(InferenceSession[] sessions, int width, bool pooled = false)
     {
         private readonly ConcurrentBag<InferenceSession> _free = [.. sessions];
 
@@ -264,11 +291,13 @@ internal static class IsolationBench
         public float[][] RunBatch(IReadOnlyList<float[]> items)
         {
             int n = items.Count;
-            var x = new float[n * width];
+            // Pooled (--be-pool 1): the [n, width] tensors (128 KB at batch 32, large-object heap)
+            // are rented, so the batch loop does not drive gen2 collections that pause ranking too.
+            float[] x = pooled ? ArrayPool<float>.Shared.Rent(n * width) : new float[n * width];
+            float[] y = pooled ? ArrayPool<float>.Shared.Rent(n * width) : new float[n * width];
             for (int i = 0; i < n; i++) items[i].CopyTo(x, i * width);
-            var y = new float[n * width];
-            using var input = OrtValue.CreateTensorValueFromMemory(x, [n, width]);
-            using var output = OrtValue.CreateTensorValueFromMemory(y, [n, width]);
+            using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, x.AsMemory(0, n * width), [n, width]);
+            using var output = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, y.AsMemory(0, n * width), [n, width]);
             using var run = new RunOptions();
             // One session per concurrent batch when there are several (--be-sessions).
             bool borrowed = _free.TryTake(out InferenceSession? session);
@@ -283,12 +312,23 @@ internal static class IsolationBench
             }
             var results = new float[n][];
             for (int i = 0; i < n; i++) results[i] = y.AsSpan(i * width, width).ToArray();
+            if (pooled)
+            {
+                ArrayPool<float>.Shared.Return(x);
+                ArrayPool<float>.Shared.Return(y);
+            }
             return results;
         }
     }
 
     private sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns, int Reserve, int BeSessions)
     {
+        public int BeNice { get; init; } = new SchedulerOptions().BestEffort.Nice;
+        public double YieldMs { get; init; } = new SchedulerOptions().YieldUnitTime.TotalMilliseconds;
+        public bool Inline { get; init; } = new SchedulerOptions().InlineWhenIdle;
+        public bool Lend { get; init; } = new SchedulerOptions().LendReserve;
+        public bool BePool { get; init; }
+
         public static Options Parse(string[] args)
         {
             var o = new Options(Workers: 2, Qps: 100, RankBatch: 64, BeWidth: 1024, BeLayers: 8, BeBatch: 32, BeClients: 64, Seconds: 8, Rounds: 3, OverheadRuns: 200, Reserve: 1, BeSessions: 1);
@@ -310,11 +350,23 @@ internal static class IsolationBench
                     "--overhead-runs" => o with { OverheadRuns = Int(args[i], v) },
                     "--be-sessions" => o with { BeSessions = Int(args[i], v) },
                     "--reserve" => o with { Reserve = int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) },
-                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve --be-sessions)"),
+                    "--be-nice" => o with { BeNice = int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture) },
+                    "--yield-ms" => o with { YieldMs = double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture) },
+                    "--inline" => o with { Inline = Flag(args[i], v) },
+                    "--lend" => o with { Lend = Flag(args[i], v) },
+                    "--be-pool" => o with { BePool = Flag(args[i], v) },
+                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve --be-sessions --be-nice --yield-ms --inline --lend --be-pool)"),
                 };
             }
             return o;
         }
+
+        private static bool Flag(string name, string v) => v switch
+        {
+            "1" => true,
+            "0" => false,
+            _ => throw new ArgumentException($"{name} must be 0 or 1 (got '{v}')"),
+        };
 
         private static int Int(string name, string v) =>
             int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0 ? n : throw new ArgumentException($"{name} must be a positive integer (got '{v}')");

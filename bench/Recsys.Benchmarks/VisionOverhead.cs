@@ -14,8 +14,9 @@ namespace Recsys.Benchmarks;
 /// Peer: InferenceSession.Run on the calling thread (same OrtSessions options: one intra-op
 /// thread, no spinning), input as an OrtValue over a managed array, output copied out.
 /// Ours: the served path minus HTTP: VisionModel's graph run inside a best-effort BatchQueue unit
-/// on the ComputeScheduler's worker, awaited by the caller (one request at a time, so every call
-/// pays the hand-off to the worker and back).
+/// of the ComputeScheduler, awaited by the caller, one request at a time. With default options an
+/// idle scheduler runs a lone item on the caller's thread (SchedulerOptions.InlineWhenIdle).
+/// Hop: the same with InlineWhenIdle off, so every call pays the hand-off to a (niced) worker and back.
 /// Direct: the same VisionModel.RunBatch on the calling thread, no scheduler: splits our cost into
 /// the wrapper (tensor copies, dictionaries) and the hand-off to a scheduler worker.
 /// Wall and process CPU time (CLOCK_PROCESS_CPUTIME_ID, all threads) are both reported per call.
@@ -40,12 +41,13 @@ public static class VisionOverhead
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
-        Console.WriteLine($"INFO calls={calls} rounds={rounds} cores={Environment.ProcessorCount} scheduler workers={Environment.ProcessorCount}");
+        Console.WriteLine($"INFO calls={calls} rounds={rounds} cores={Environment.ProcessorCount} scheduler workers={Environment.ProcessorCount} load={File.ReadAllText("/proc/loadavg").Trim()}");
         using var scheduler = new ComputeScheduler();
-        foreach (string name in models) Measure(scheduler, fixtures, name, calls, rounds);
+        using var hopping = new ComputeScheduler(0, new SchedulerOptions { InlineWhenIdle = false });
+        foreach (string name in models) Measure(scheduler, hopping, fixtures, name, calls, rounds);
     }
 
-    private static void Measure(ComputeScheduler scheduler, string fixtures, string name, int calls, int rounds)
+    private static void Measure(ComputeScheduler scheduler, ComputeScheduler hopping, string fixtures, string name, int calls, int rounds)
     {
         string modelJson = Path.Combine(fixtures, name, "1", "model.json");
         using VisionModel model = VisionModel.Load(ModelSpec.Load(modelJson));
@@ -54,6 +56,7 @@ public static class VisionOverhead
         string inputName = model.PrimaryInput.Name;
         string[] outputs = [.. model.Outputs.Select(o => o.Name)];
         BatchQueue<GraphRequest, GraphOutcome> queue = scheduler.CreateQueue<GraphRequest, GraphOutcome>(name, WorkClass.BestEffort, new BatchLimits(1, TimeSpan.Zero), model.RunBatch);
+        BatchQueue<GraphRequest, GraphOutcome> hopQueue = hopping.CreateQueue<GraphRequest, GraphOutcome>(name, WorkClass.BestEffort, new BatchLimits(1, TimeSpan.Zero), model.RunBatch);
         var request = new GraphRequest(new Dictionary<string, HostTensor> { [inputName] = input });
         using var runOptions = new RunOptions();
         float[] data = input.Floats;
@@ -70,33 +73,35 @@ public static class VisionOverhead
         }
 
         void Ours() => queue.SubmitAsync(request, ComputeScheduler.DeadlineAfter(TimeSpan.FromSeconds(10))).GetAwaiter().GetResult().Get();
+        void Hop() => hopQueue.SubmitAsync(request, ComputeScheduler.DeadlineAfter(TimeSpan.FromSeconds(10))).GetAwaiter().GetResult().Get();
 
         for (int w = 0; w < 20; w++)
         {
             Bare();
             Ours();
+            Hop();
         }
         void Direct() => model.RunBatch([request])[0].Get();
 
-        // Calls alternate peer / direct / scheduled one by one (order rotating), so all three see
-        // the same moment of a shared, noisy machine; each round reports the median of each.
-        var rows = new List<(double Bare, double Direct, double Scheduled)>();
+        // Calls alternate peer / direct / scheduled / hop one by one (order rotating), so all four
+        // see the same moment of a shared, noisy machine; each round reports the median of each.
+        var rows = new List<(double Bare, double Direct, double Scheduled, double Hop)>();
         var cpuRows = new List<(double Bare, double Direct, double Scheduled)>();
         for (int r = 0; r < rounds; r++)
         {
-            var times = new double[3][];
-            var cpu = new double[3][];
-            for (int v = 0; v < 3; v++)
+            var times = new double[4][];
+            var cpu = new double[4][];
+            for (int v = 0; v < 4; v++)
             {
                 times[v] = new double[calls];
                 cpu[v] = new double[calls];
             }
-            Action[] variants = [Bare, Direct, Ours];
+            Action[] variants = [Bare, Direct, Ours, Hop];
             for (int i = 0; i < calls; i++)
             {
-                for (int k = 0; k < 3; k++)
+                for (int k = 0; k < 4; k++)
                 {
-                    int v = (i + k) % 3;
+                    int v = (i + k) % 4;
                     double cpuStart = ProcessCpuMicros();
                     long start = Stopwatch.GetTimestamp();
                     variants[v]();
@@ -104,16 +109,18 @@ public static class VisionOverhead
                     cpu[v][i] = ProcessCpuMicros() - cpuStart;
                 }
             }
-            (double b, double d, double o) = (Median(times[0]), Median(times[1]), Median(times[2]));
-            rows.Add((b, d, o));
+            (double b, double d, double o, double h) = (Median(times[0]), Median(times[1]), Median(times[2]), Median(times[3]));
+            rows.Add((b, d, o, h));
             (double cb, double cd, double co) = (Median(cpu[0]), Median(cpu[1]), Median(cpu[2]));
             cpuRows.Add((cb, cd, co));
-            Console.WriteLine($"ROUND model={name} round={r} bare_us={b:F1} direct_us={d:F1} scheduled_us={o:F1} ratio={o / b:F3} cpu_bare_us={cb:F1} cpu_direct_us={cd:F1} cpu_scheduled_us={co:F1} cpu_ratio={co / cb:F3}");
+            Console.WriteLine($"ROUND model={name} round={r} bare_us={b:F1} direct_us={d:F1} scheduled_us={o:F1} ratio={o / b:F3} hop_us={h:F1} hop_ratio={h / b:F3} cpu_bare_us={cb:F1} cpu_direct_us={cd:F1} cpu_scheduled_us={co:F1} cpu_ratio={co / cb:F3}");
         }
-        double bm = Median(rows.Select(x => x.Bare)), dm = Median(rows.Select(x => x.Direct)), om = Median(rows.Select(x => x.Scheduled));
+        double bm = Median(rows.Select(x => x.Bare)), dm = Median(rows.Select(x => x.Direct)), om = Median(rows.Select(x => x.Scheduled)), hm = Median(rows.Select(x => x.Hop));
         double[] ratios = [.. rows.Select(x => x.Scheduled / x.Bare)];
+        double[] hopRatios = [.. rows.Select(x => x.Hop / x.Bare)];
         Console.WriteLine($"RESULT model={name} input={TensorSignature.Describe(input.Shape)} bare_median_us={bm:F1} direct_median_us={dm:F1} scheduled_median_us={om:F1} " +
-            $"overhead={(om / bm - 1) * 100:F1}% median_round_ratio={Median(ratios):F3} ratio_range=[{ratios.Min():F3}, {ratios.Max():F3}]");
+            $"overhead={(om / bm - 1) * 100:F1}% median_round_ratio={Median(ratios):F3} ratio_range=[{ratios.Min():F3}, {ratios.Max():F3}] " +
+            $"hop_median_us={hm:F1} hop_median_round_ratio={Median(hopRatios):F3} hop_ratio_range=[{hopRatios.Min():F3}, {hopRatios.Max():F3}]");
         double[] cpuRatios = [.. cpuRows.Select(x => x.Scheduled / x.Bare)];
         Console.WriteLine($"RESULT-CPU model={name} cpu_bare_median_us={Median(cpuRows.Select(x => x.Bare)):F1} cpu_direct_median_us={Median(cpuRows.Select(x => x.Direct)):F1} " +
             $"cpu_scheduled_median_us={Median(cpuRows.Select(x => x.Scheduled)):F1} cpu_overhead={(Median(cpuRatios) - 1) * 100:F1}% cpu_ratio_range=[{cpuRatios.Min():F3}, {cpuRatios.Max():F3}]");

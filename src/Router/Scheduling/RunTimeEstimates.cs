@@ -47,6 +47,31 @@ internal sealed class RunTimeEstimates(double smoothing)
         return 0;
     }
 
+    /// <summary>
+    /// The most items, up to <paramref name="max"/>, whose unit is expected to run within
+    /// <paramref name="ticks"/>; at least 1 (one item cannot be split), and <paramref name="max"/>
+    /// when the model never ran or when the cut would raise the cost per item more than
+    /// <paramref name="maxCostRise"/> times over a full batch's: a model whose run time hardly
+    /// grows with the batch (weights streamed once per run) would lose most of its throughput to
+    /// small batches.
+    /// </summary>
+    public int ItemsWithin(string model, long ticks, int max, double maxCostRise)
+    {
+        long full = Estimate(model, max);
+        if (max <= 1 || full == 0 || full <= ticks) return Math.Max(1, max);
+        // Estimates grow with the batch (within a bucket linearly, across buckets as measured), so
+        // a binary search finds the largest size that fits.
+        int lo = 1, hi = max - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (Estimate(model, mid) <= ticks) lo = mid;
+            else hi = mid - 1;
+        }
+        double perItem = Estimate(model, lo) / (double)lo, perItemFull = full / (double)max;
+        return perItem <= maxCostRise * perItemFull ? lo : max;
+    }
+
     /// <summary>Stopwatch timestamp of the model's last recorded run, or null when it never ran.</summary>
     public long? LastRun(string model) => _models.TryGetValue(model, out ModelEstimate? m) ? m.LastRun : null;
 
