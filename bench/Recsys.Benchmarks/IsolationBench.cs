@@ -34,7 +34,7 @@ internal static class IsolationBench
             var vision = new VisionRunner(sessions, o.BeWidth, o.BePool);
             var ranking = new RankingRunner(o.RankBatch);
             Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), best-effort nice {o.BeNice}, reserve lent {o.Lend}, best-effort buffers pooled {o.BePool}, yield unit {o.YieldMs} ms, inline {o.Inline}, ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
-            Console.WriteLine($"load average at start: {LoadAverage()}");
+            Console.WriteLine($"load average at start: {GemmCompare.LoadAverage()}");
             Warm(ranking, vision, o);
 
             var rows = new List<Round>();
@@ -58,7 +58,7 @@ internal static class IsolationBench
                 rows.Add(round);
                 Console.WriteLine(round.Line(r + 1));
             }
-            Console.WriteLine($"load average at end: {LoadAverage()}");
+            Console.WriteLine($"load average at end: {GemmCompare.LoadAverage()}");
             Console.WriteLine(Round.Medians(rows));
             foreach (InferenceSession session in sessions) session.Dispose();
         }
@@ -103,7 +103,7 @@ internal static class IsolationBench
     }
 
     /// <summary>Open loop at a fixed rate: a request is issued every 1/QPS whatever the previous ones do.</summary>
-    private static Latencies RankingPhase(RankingRunner ranking, Options o, ComputeScheduler? scheduler)
+    internal static Latencies RankingPhase(RankingRunner ranking, Options o, ComputeScheduler? scheduler)
     {
         var latencies = new ConcurrentBag<double>();
         var inFlight = new List<Task>();
@@ -197,25 +197,13 @@ internal static class IsolationBench
         return values;
     }
 
-    private static string LoadAverage()
-    {
-        try
-        {
-            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
-        }
-        catch (IOException)
-        {
-            return "unknown";
-        }
-    }
-
     internal static double Median(IEnumerable<double> values)
     {
         double[] v = [.. values.Order()];
         return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 
-    private sealed record Latencies(double[] Ms)
+    internal sealed record Latencies(double[] Ms)
     {
         public double P50 => Percentile(0.50);
         public double P99 => Percentile(0.99);
@@ -263,7 +251,7 @@ internal static class IsolationBench
     }
 
     /// <summary>Ranking's dense work: bottom and top MLPs at a fixed batch; one instance per concurrent request.</summary>
-    private sealed class RankingRunner(int batch)
+    internal sealed class RankingRunner(int batch)
     {
         private readonly ConcurrentBag<(GemmMlp Bottom, GemmMlp Top)> _free = [];
         private readonly float[] _dense = GemmMlp.Input(batch, GemmMlp.Bottom[0]);
@@ -321,7 +309,7 @@ internal static class IsolationBench
         }
     }
 
-    private sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns, int Reserve, int BeSessions)
+    internal sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns, int Reserve, int BeSessions)
     {
         public int BeNice { get; init; } = new SchedulerOptions().BestEffort.Nice;
         public double YieldMs { get; init; } = new SchedulerOptions().YieldUnitTime.TotalMilliseconds;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Reflection;
 using System.Text.Json.Nodes;
 using Recsys.DenseCompute.Models;
 using Recsys.OnnxModels.Seq2Seq;
@@ -33,7 +32,7 @@ internal static class TranslationIsolation
         int[][] sources = [.. cases.Select(c => c!["source"]!.AsArray().Select(x => x!.GetValue<int>()).ToArray())];
         var ranking = new IsolationRanking(o.RankingArgs);
         Console.WriteLine($"translation-isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), ranking {o.Qps} QPS x batch {o.RankBatch}, translation {o.Models} model(s) x beam {o.Beam}, {o.Clients} clients, {o.Seconds} s per phase, {o.Rounds} rounds");
-        Console.WriteLine($"load average at start: {LoadAverage()}");
+        Console.WriteLine($"load average at start: {GemmCompare.LoadAverage()}");
         ranking.Warm();
         WithScheduler(o, s => TranslationPhase(o, s, sources, null));
 
@@ -52,9 +51,9 @@ internal static class TranslationIsolation
                 return (rank.Result, tokens);
             });
             rows.Add(round);
-            Console.WriteLine($"{round.Line(r + 1)}; load {LoadAverage()}");
+            Console.WriteLine($"{round.Line(r + 1)}; load {GemmCompare.LoadAverage()}");
         }
-        Console.WriteLine($"load average at end: {LoadAverage()}");
+        Console.WriteLine($"load average at end: {GemmCompare.LoadAverage()}");
         Console.WriteLine(Round.Medians(rows));
     }
 
@@ -96,18 +95,6 @@ internal static class TranslationIsolation
         return counted / seconds;
     }
 
-    private static string LoadAverage()
-    {
-        try
-        {
-            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
-        }
-        catch (IOException)
-        {
-            return "unknown";
-        }
-    }
-
     private sealed record RankingLatencies(double P50, double P99, int Count);
 
     private sealed class Round
@@ -127,49 +114,24 @@ internal static class TranslationIsolation
             $"translation tokens/s alone {IsolationBench.Median(rows.Select(r => r.TranslationAlone)):0}, shared {IsolationBench.Median(rows.Select(r => r.TranslationShared)):0} ({IsolationBench.Median(rows.Select(r => r.TranslationShared / r.TranslationAlone)):P0})");
     }
 
-    /// <summary>
-    /// IsolationBench's ranking load (its RankingRunner and open-loop RankingPhase), reached by
-    /// reflection: they are private to a file another helper owns, and copying them would let the
-    /// two benchmarks drift apart. Once they are internal this becomes two direct calls.
-    /// Fails at start, naming the member, if their shape changes.
-    /// </summary>
-    private sealed class IsolationRanking
+    /// <summary>IsolationBench's ranking load (its RankingRunner and open-loop RankingPhase), shared so the two benchmarks load ranking alike.</summary>
+    private sealed class IsolationRanking(string[] args)
     {
-        private const BindingFlags Any = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance;
-        private readonly object _options;
-        private readonly object _runner;
-        private readonly MethodInfo _phase;
-        private readonly MethodInfo _once;
+        private readonly IsolationBench.Options _options = IsolationBench.Options.Parse(args);
+        private IsolationBench.RankingRunner? _runner;
 
-        public IsolationRanking(string[] args)
-        {
-            Type bench = typeof(IsolationBench);
-            Type options = Nested(bench, "Options");
-            Type runner = Nested(bench, "RankingRunner");
-            _options = Method(options, "Parse").Invoke(null, [args])!;
-            int batch = (int)options.GetProperty("RankBatch", Any)!.GetValue(_options)!;
-            _runner = Activator.CreateInstance(runner, Any, null, [batch], CultureInfo.InvariantCulture)!;
-            _phase = Method(bench, "RankingPhase");
-            _once = Method(runner, "Once");
-        }
+        private IsolationBench.RankingRunner Runner => _runner ??= new IsolationBench.RankingRunner(_options.RankBatch);
 
         public void Warm()
         {
-            for (int i = 0; i < 20; i++) _once.Invoke(_runner, null);
+            for (int i = 0; i < 20; i++) Runner.Once();
         }
 
         public RankingLatencies Phase(ComputeScheduler scheduler)
         {
-            object latencies = _phase.Invoke(null, [_runner, _options, scheduler])!;
-            Type t = latencies.GetType();
-            return new RankingLatencies((double)t.GetProperty("P50")!.GetValue(latencies)!, (double)t.GetProperty("P99")!.GetValue(latencies)!, (int)t.GetProperty("Count")!.GetValue(latencies)!);
+            IsolationBench.Latencies l = IsolationBench.RankingPhase(Runner, _options, scheduler);
+            return new RankingLatencies(l.P50, l.P99, l.Count);
         }
-
-        private static Type Nested(Type outer, string name) =>
-            outer.GetNestedType(name, BindingFlags.NonPublic | BindingFlags.Public) ?? throw new MissingMemberException(outer.Name, name);
-
-        private static MethodInfo Method(Type type, string name) =>
-            type.GetMethod(name, Any) ?? throw new MissingMethodException(type.Name, name);
     }
 
     private sealed record Options(int Workers, int Reserve, int Qps, int RankBatch, double Seconds, int Rounds, int Clients, int Models, int Beam, string Model)
