@@ -42,7 +42,7 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         try
         {
             budget = RequestDeadline.Read(context.Request, options.Deadline);
-            deadline.CancelAfter(budget);
+            RequestDeadline.Arm(deadline, budget);
             Wire wire = RequestWire(context.Request, kserve);
             using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
             RankInput input;

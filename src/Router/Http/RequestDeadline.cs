@@ -18,4 +18,15 @@ internal static class RequestDeadline
         TimeSpan asked = TimeSpan.FromMilliseconds(ms);
         return asked < serverDeadline ? asked : serverDeadline;
     }
+
+    /// <summary>
+    /// Arms <paramref name="deadline"/> to cancel after <paramref name="budget"/>. A zero budget cancels
+    /// now: CancelAfter(0) fires from a timer thread, and on a busy machine a short request could finish
+    /// (for example inline on the caller's thread) before that timer runs and answer 200 instead of 504.
+    /// </summary>
+    public static void Arm(CancellationTokenSource deadline, TimeSpan budget)
+    {
+        if (budget <= TimeSpan.Zero) deadline.Cancel();
+        else deadline.CancelAfter(budget);
+    }
 }

@@ -77,7 +77,7 @@ public static class TranslationEndpoints
         try
         {
             budget = RequestDeadline.Read(context.Request, options.Deadline);
-            deadline.CancelAfter(budget);
+            RequestDeadline.Arm(deadline, budget);
             RequireJson(context.Request);
             using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
             await handler(context, model, body.Memory, started + (long)(budget.TotalSeconds * Stopwatch.Frequency), deadline.Token).ConfigureAwait(false);

@@ -42,7 +42,7 @@ internal sealed class VisionCall
         try
         {
             budget = RequestDeadline.Read(context.Request, model.Options.Deadline);
-            deadline.CancelAfter(budget);
+            RequestDeadline.Arm(deadline, budget);
             await handle(new VisionCall(context, deadline.Token, ComputeScheduler.DeadlineAfter(budget))).ConfigureAwait(false);
             model.Metrics.For(model.Name).Observe(Stage.Total, Stopwatch.GetElapsedTime(started));
         }
