@@ -30,11 +30,12 @@ internal static class ReportFormatter
             ProfileClock.Wall => "timers read wall time",
             _ => "not timed",
         };
+        if (report.Workload is { } workload) sb.AppendLine($"pass: {workload}{Br(markdown)}");
         sb.AppendLine($"run: {c.Started:yyyy-MM-dd HH:mm} UTC, {c.ProcessorCount} cores, load average {c.LoadAverage ?? "unknown"} (the machine is shared: timings are noisy); {clock}");
         sb.AppendLine();
         sb.Append(BatchTable(report).Render(markdown));
         sb.AppendLine();
-        sb.AppendLine("p50/p99 over all passes; FC/emb/inter/other: shares of the mean clean pass (within 1.5x of the p10 pass), from the same passes;");
+        sb.AppendLine("p50/p99 over all passes; per-kind columns (FC, emb, ...): shares of the mean clean pass (within 1.5x of the p10 pass), from the same passes;");
         sb.AppendLine("roofline: least time the machine limits allow (weights from DRAM); bound: the limit that roofline time is mostly spent against.");
         foreach (BatchReport batch in report.Batches)
         {
@@ -55,24 +56,51 @@ internal static class ReportFormatter
 
     private static TextTable BatchTable(CharacterizationReport report)
     {
-        var table = new TextTable("batch", "passes (clean)", "p50", "p99", "p50 no timers", "flops", "weight bytes", "flop/weight B", "flop/B", "max live act", "FC", "emb", "inter", "other", "unattrib.", "roofline", "bound", "most time");
+        OperatorKind[] kinds = Columns(report);
+        string[] headers = ["batch", "passes (clean)", "p50", "p99", "p50 no timers", "flops", "weight bytes", "flop/weight B", "flop/B", "max live act",
+            .. kinds.Select(ShortName), "unattrib.", "roofline", "bound", "most time"];
+        var table = new TextTable(headers);
         foreach (BatchReport b in report.Batches)
         {
             LatencySummary? l = b.Latency;
-            double? Share(OperatorKind k) => b.Breakdown?.FirstOrDefault(s => s.Kind == k)?.Share;
-            double? otherShare = b.Breakdown?.Where(s => s.Kind is not (OperatorKind.Gemm or OperatorKind.EmbeddingLookup or OperatorKind.Interaction)).Sum(s => s.Share);
-            table.Add(
+            double? Share(OperatorKind k) => b.Breakdown?.FirstOrDefault(s => s.Kind == k)?.Share ?? (b.Breakdown is null ? null : 0);
+            string[] row = [
                 b.Batch.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 l is null ? "-" : $"{l.Iterations} ({l.CleanIterations})",
                 Units.Time(l?.P50Ns), Units.Time(l?.P99Ns), Units.Time(l?.UnbrokenP50Ns),
                 Units.Si(b.Flops), Units.Si(b.WeightBytes, "B"), Units.Ratio(b.FlopsPerWeightByte), Units.Ratio(b.FlopsPerByte),
                 Units.Si(b.MaxLiveActivationBytes, "B"),
-                Units.Percent(Share(OperatorKind.Gemm)), Units.Percent(Share(OperatorKind.EmbeddingLookup)), Units.Percent(Share(OperatorKind.Interaction)),
-                Units.Percent(otherShare), Units.Percent(l is null || l.MeanNs <= 0 ? null : l.UnattributedNs / l.MeanNs),
-                Units.Time(b.RooflineNs), BoundName(b.Bound), b.DominantKind is { } k ? KindName(k) : "-");
+                .. kinds.Select(k => Units.Percent(Share(k))),
+                Units.Percent(l is null || l.MeanNs <= 0 ? null : l.UnattributedNs / l.MeanNs),
+                Units.Time(b.RooflineNs), BoundName(b.Bound), b.DominantKind is { } k ? KindName(k) : "-"];
+            table.Add(row);
         }
         return table;
     }
+
+    /// <summary>One share column per operator kind the model has: DLRM's FC, embedding and interaction always, other kinds when present, other last.</summary>
+    private static OperatorKind[] Columns(CharacterizationReport report)
+    {
+        var present = new HashSet<OperatorKind>(report.Batches.SelectMany(b => b.Operators).Select(o => o.Cost.Kind)) { OperatorKind.Gemm, OperatorKind.Other };
+        if (report.Kind == "dlrm")
+        {
+            present.Add(OperatorKind.EmbeddingLookup);
+            present.Add(OperatorKind.Interaction);
+        }
+        return [.. Enum.GetValues<OperatorKind>().Where(present.Contains)];
+    }
+
+    private static string ShortName(OperatorKind kind) => kind switch
+    {
+        OperatorKind.Gemm => "FC",
+        OperatorKind.EmbeddingLookup => "emb",
+        OperatorKind.Interaction => "inter",
+        OperatorKind.Conv => "conv",
+        OperatorKind.GroupedConv => "grouped conv",
+        OperatorKind.Recurrent => "recurrent",
+        OperatorKind.Attention => "attention",
+        _ => "other",
+    };
 
     private static TextTable OperatorTable(BatchReport batch)
     {
