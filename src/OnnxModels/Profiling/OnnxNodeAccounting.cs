@@ -14,7 +14,7 @@ namespace Recsys.OnnxModels.Profiling;
 /// <item>Gemm / FusedGemm: Y[M×N] = A·B (+C): 2·M·N·K (+ M·N); MatMul: 2·|Y|·K. A product with a weight
 /// (initializer) operand is FC/GEMM; of two activations (scores = Q·Kᵀ, context = p·V) it is attention.</item>
 /// <item>GRU / LSTM / RNN with g = 3 / 4 / 1 gates: per step and sequence 2·g·H·(I + H) + 2·g·H (both biases).</item>
-/// <item>Gather from an initializer of rank 2: an embedding lookup of rows of the table's row size, 0 flops.</item>
+/// <item>Gather from a floating-point initializer of rank 2: an embedding lookup of rows of the table's row size, 0 flops (an int64 index table is data movement).</item>
 /// </list>
 /// </summary>
 public static class OnnxNodeAccounting
@@ -76,7 +76,7 @@ public static class OnnxNodeAccounting
                 2 * ran.Outputs[0].Elements * k, weightBytes, activationIn, activationOut);
         }
         if (op is "GRU" or "LSTM" or "RNN" && ran.Inputs.Count >= 1) return Recurrent(ran, node, graph, weightBytes, activationIn, activationOut, precision);
-        if (op == "Gather" && inputs.Count >= 2 && graph.Initializers.TryGetValue(inputs[0], out OnnxInitializer? table) && table.Dims.Length == 2 && ran.Outputs.Count == 1)
+        if (op == "Gather" && inputs.Count >= 2 && graph.Initializers.TryGetValue(inputs[0], out OnnxInitializer? table) && table.Dims.Length == 2 && table.DataType is (1 or 10 or 16) && ran.Outputs.Count == 1)
         {
             int rowBytes = (int)(table.Dims[1] * OnnxElementTypes.Size(table.DataType));
             long rows = table.Dims[1] > 0 ? ran.Outputs[0].Elements / table.Dims[1] : 0;

@@ -92,7 +92,7 @@ public sealed record StageAccounting(IReadOnlyList<OperatorCost> Operators, long
     }
 }
 
-/// <summary>Parameters of ONNX graphs from their initializers: a rank-2 initializer a Gather reads rows of is an embedding table, the rest dense.</summary>
+/// <summary>Parameters of ONNX graphs from their initializers: a floating-point rank-2 initializer a Gather reads rows of is an embedding table, the rest dense.</summary>
 public static class OnnxParameters
 {
     public static ParameterSummary Summarize(IEnumerable<string> paths)
@@ -106,7 +106,7 @@ public static class OnnxParameters
             var tables = new HashSet<string>(graph.Nodes.Where(n => n.OpType == "Gather" && n.Inputs.Count >= 1).Select(n => n.Inputs[0]), StringComparer.Ordinal);
             foreach (OnnxInitializer init in graph.Initializers.Values)
             {
-                if (tables.Contains(init.Name) && init.Dims.Length == 2)
+                if (tables.Contains(init.Name) && init.Dims.Length == 2 && init.DataType is (1 or 10 or 16))
                 {
                     embedding += init.Elements;
                     embeddingBytes += init.Bytes;

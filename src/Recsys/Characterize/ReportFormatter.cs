@@ -42,7 +42,7 @@ internal static class ReportFormatter
             sb.AppendLine();
             sb.AppendLine($"{h}{report.Model}, batch {batch.Batch}: operators");
             if (markdown) sb.AppendLine();
-            sb.Append(OperatorTable(batch).Render(markdown));
+            sb.Append(OperatorTable(batch, lumpOther: report.Kind != "dlrm").Render(markdown));
         }
         if (report.Batches.Any(b => b.Operators.Any(o => o.AchievedFraction > 1)))
         {
@@ -102,10 +102,15 @@ internal static class ReportFormatter
         _ => "other",
     };
 
-    private static TextTable OperatorTable(BatchReport batch)
+    /// <param name="lumpOther">
+    /// ONNX graphs run hundreds of small data-movement nodes (Shape, Gather of indices, Reshape, reorders): their "other" operators
+    /// are summed into one row per op type, after the operators that do the arithmetic.
+    /// </param>
+    private static TextTable OperatorTable(BatchReport batch, bool lumpOther)
     {
         var table = new TextTable("operator", "kind", "shape", "prec", "flops", "weight B", "act in+out", "flop/wB", "flop/B", "median", "roofline", "achieved", "of limit", "bound");
-        foreach (List<OperatorReport> group in Groups(batch.Operators))
+        IEnumerable<OperatorReport> listed = lumpOther ? batch.Operators.Where(o => o.Cost.Kind != OperatorKind.Other) : batch.Operators;
+        foreach (List<OperatorReport> group in Groups([.. listed]))
         {
             OperatorReport first = group[0];
             OperatorCost cost = first.Cost;
@@ -116,6 +121,19 @@ internal static class ReportFormatter
             table.Add(name, KindName(cost.Kind), cost.Shape, cost.Precision, Units.Si(cost.Flops), Units.Si(cost.WeightBytes, "B"),
                 Units.Si(cost.ActivationBytes, "B"), Units.Ratio(cost.FlopsPerWeightByte), Units.Ratio(cost.FlopsPerByte),
                 Units.Time(median), Units.Time(first.RooflineNs), achieved is { } a ? Units.Si(a, "flop/s") : "-", Units.Percent(fraction), BoundName(first.Bound) + (fraction > 1 ? " *" : ""));
+        }
+        if (lumpOther)
+        {
+            foreach (IGrouping<string, OperatorReport> op in batch.Operators.Where(o => o.Cost.Kind == OperatorKind.Other).GroupBy(o => o.Cost.Shape.Split(' ')[0]).OrderByDescending(g => g.Sum(o => o.MeanNs ?? 0)))
+            {
+                long flops = op.Sum(o => o.Cost.Flops), weights = op.Sum(o => o.Cost.WeightBytes), act = op.Sum(o => o.Cost.ActivationBytes);
+                double? median = op.All(o => o.MedianNs is not null) ? op.Sum(o => o.MedianNs!.Value) : null;
+                double roofline = op.Sum(o => o.RooflineNs);
+                table.Add($"{op.Key} (x{op.Count()}, total)", "other", op.Key, op.First().Cost.Precision, Units.Si(flops), Units.Si(weights, "B"), Units.Si(act, "B"),
+                    Units.Ratio(weights > 0 ? (double)flops / weights : null), Units.Ratio(weights + act > 0 ? (double)flops / (weights + act) : 0),
+                    Units.Time(median), Units.Time(roofline), median is > 0 ? Units.Si(flops / (median.Value * 1e-9), "flop/s") : "-",
+                    Units.Percent(median is > 0 ? roofline / median : null), "memory");
+            }
         }
         return table;
     }
