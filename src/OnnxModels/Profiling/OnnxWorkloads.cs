@@ -37,7 +37,8 @@ public static class OnnxWorkloads
         }
         string path = vision.OnnxPath!;
         bool batchOpen;
-        using (var probe = new InferenceSession(path))
+        // Opened as served, so the probe starts no thread pool of its own.
+        using (InferenceSession probe = Runtime.OrtSessions.Open(path))
         {
             batchOpen = probe.InputMetadata.Count > 0 && probe.InputMetadata.Values.All(m => m.Dimensions.Length > 0 && m.Dimensions[0] < 0);
         }
@@ -65,7 +66,7 @@ public static class OnnxWorkloads
 
     private static StageInputs DecoderInputs(InferenceSession session, int rows, int length, Seq2SeqSpec spec)
     {
-        int state = Fixed(session, Seq2SeqGraphs.State, 1), hidden = Fixed(session, Seq2SeqGraphs.EncOut, 2);
+        int state = Fixed(session, spec.DecoderPath, Seq2SeqGraphs.State, 1), hidden = Fixed(session, spec.DecoderPath, Seq2SeqGraphs.EncOut, 2);
         return new StageInputs(
             [Seq2SeqGraphs.PrevToken, Seq2SeqGraphs.State, Seq2SeqGraphs.EncOut, Seq2SeqGraphs.SrcMask],
             [
@@ -76,10 +77,10 @@ public static class OnnxWorkloads
             ]);
     }
 
-    private static int Fixed(InferenceSession session, string input, int axis) =>
+    private static int Fixed(InferenceSession session, string file, string input, int axis) =>
         session.InputMetadata.TryGetValue(input, out NodeMetadata? m) && m.Dimensions.Length > axis && m.Dimensions[axis] > 0
             ? m.Dimensions[axis]
-            : throw new ModelFileException(session.ModelMetadata.GraphName, $"inputs.{input}", $"axis {axis} must be fixed by the graph");
+            : throw new ModelFileException(file, $"inputs.{input}", $"axis {axis} must be fixed by the graph");
 
     /// <summary>The ONNX file a frame-based video model classifies frames with (the same resolution as <see cref="VisionModel.Load"/>).</summary>
     private static string FrameImageModel(VisionSpec spec, FrameSampling frames)
