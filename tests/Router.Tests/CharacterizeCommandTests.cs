@@ -59,4 +59,31 @@ public class CharacterizeCommandTests
         Assert.Contains("tiny", e.Message, StringComparison.Ordinal);
         Assert.Contains("--batch", Assert.Throws<CliException>(() => CharacterizeCommand.Run(["--models", models, "--model", "tiny", "--batch", "1,x"], new StringWriter(), new StringWriter())).Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Onnx_models_characterize_through_the_command_with_their_kinds_as_columns()
+    {
+        var stdout = new StringWriter();
+        string plots = Path.Combine(Path.GetTempPath(), "recsys-characterize-tests", Guid.NewGuid().ToString("N"));
+        Assert.Equal(0, CharacterizeCommand.Run(["--models", VisionServer.FixtureRoot, "--model", "resnext", "--batch", "2", "--md", "--no-probe", "--iterations", "5", "--seconds", "0", "--plot", plots], stdout, new StringWriter()));
+        string md = stdout.ToString();
+        Assert.Contains("| grouped conv |", md, StringComparison.Ordinal);
+        Assert.Contains("resnext (classification)", md, StringComparison.Ordinal);
+        Assert.Contains("<text", File.ReadAllText(Path.Combine(plots, "resnext-roofline.svg")), StringComparison.Ordinal);
+
+        stdout = new StringWriter();
+        Assert.Equal(0, CharacterizeCommand.Run(["--models", Path.GetDirectoryName(Path.GetDirectoryName(TranslationServer.FixtureDirectory))!, "--model", "toy", "--batch", "1", "--json", "--no-probe", "--iterations", "3", "--seconds", "0"], stdout, new StringWriter()));
+        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        string[] kinds = [.. doc.RootElement.GetProperty("batches")[0].GetProperty("operators").EnumerateArray().Select(o => o.GetProperty("cost").GetProperty("kind").GetString()!).Distinct()];
+        Assert.Contains("recurrent", kinds);
+        Assert.Contains("attention", kinds);
+        Assert.Contains("embedding_lookup", kinds);
+    }
+
+    [Fact]
+    public void Cpu_clock_is_refused_for_an_onnx_model()
+    {
+        var e = Assert.Throws<CliException>(() => CharacterizeCommand.Run(["--models", VisionServer.FixtureRoot, "--model", "resnext", "--clock", "cpu", "--no-probe"], new StringWriter(), new StringWriter()));
+        Assert.Contains("wall time", e.Message, StringComparison.Ordinal);
+    }
 }

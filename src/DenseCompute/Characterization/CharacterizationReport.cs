@@ -55,4 +55,5 @@ public sealed record RunContext(int ProcessorCount, string? LoadAverage, DateTim
 }
 
 /// <summary>The characterization of one model: parameters, machine limits, and per batch size the table, breakdown and roofline.</summary>
-public sealed record CharacterizationReport(string Model, string Kind, ParameterSummary Parameters, MachineLimits Limits, RunContext Context, IReadOnlyList<BatchReport> Batches);
+/// <param name="Workload">What one pass is, when not a single forward pass (see <see cref="IModelProfiler.Workload"/>).</param>
+public sealed record CharacterizationReport(string Model, string Kind, ParameterSummary Parameters, MachineLimits Limits, RunContext Context, IReadOnlyList<BatchReport> Batches, string? Workload = null);

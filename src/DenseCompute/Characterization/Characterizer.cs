@@ -25,7 +25,7 @@ public static class Characterizer
             ForwardTiming? timing = settings is null ? null : profiler.Measure(batch, settings);
             reports.Add(Batch(profiler.Operators(batch), profiler.MaxLiveActivationBytes(batch), limits, timing, batch));
         }
-        return new CharacterizationReport(profiler.Name, profiler.Kind, profiler.Parameters, limits, context, reports);
+        return new CharacterizationReport(profiler.Name, profiler.Kind, profiler.Parameters, limits, context, reports, profiler.Workload);
     }
 
     /// <summary>The report of one batch size from its operators and, if measured, their times.</summary>

@@ -68,4 +68,7 @@ public interface IModelProfiler
     long MaxLiveActivationBytes(int batch);
 
     ForwardTiming Measure(int batch, MeasureSettings settings);
+
+    /// <summary>How a request batch maps onto what is timed, when that is not one forward pass (decode steps, per-image runs); null otherwise.</summary>
+    string? Workload => null;
 }

@@ -30,18 +30,19 @@ internal static class ReportFormatter
             ProfileClock.Wall => "timers read wall time",
             _ => "not timed",
         };
+        if (report.Workload is { } workload) sb.AppendLine($"pass: {workload}{Br(markdown)}");
         sb.AppendLine($"run: {c.Started:yyyy-MM-dd HH:mm} UTC, {c.ProcessorCount} cores, load average {c.LoadAverage ?? "unknown"} (the machine is shared: timings are noisy); {clock}");
         sb.AppendLine();
         sb.Append(BatchTable(report).Render(markdown));
         sb.AppendLine();
-        sb.AppendLine("p50/p99 over all passes; FC/emb/inter/other: shares of the mean clean pass (within 1.5x of the p10 pass), from the same passes;");
+        sb.AppendLine("p50/p99 over all passes; per-kind columns (FC, emb, ...): shares of the mean clean pass (within 1.5x of the p10 pass), from the same passes;");
         sb.AppendLine("roofline: least time the machine limits allow (weights from DRAM); bound: the limit that roofline time is mostly spent against.");
         foreach (BatchReport batch in report.Batches)
         {
             sb.AppendLine();
             sb.AppendLine($"{h}{report.Model}, batch {batch.Batch}: operators");
             if (markdown) sb.AppendLine();
-            sb.Append(OperatorTable(batch).Render(markdown));
+            sb.Append(OperatorTable(batch, lumpOther: report.Kind != "dlrm").Render(markdown));
         }
         if (report.Batches.Any(b => b.Operators.Any(o => o.AchievedFraction > 1)))
         {
@@ -55,29 +56,61 @@ internal static class ReportFormatter
 
     private static TextTable BatchTable(CharacterizationReport report)
     {
-        var table = new TextTable("batch", "passes (clean)", "p50", "p99", "p50 no timers", "flops", "weight bytes", "flop/weight B", "flop/B", "max live act", "FC", "emb", "inter", "other", "unattrib.", "roofline", "bound", "most time");
+        OperatorKind[] kinds = Columns(report);
+        string[] headers = ["batch", "passes (clean)", "p50", "p99", "p50 no timers", "flops", "weight bytes", "flop/weight B", "flop/B", "max live act",
+            .. kinds.Select(ShortName), "unattrib.", "roofline", "bound", "most time"];
+        var table = new TextTable(headers);
         foreach (BatchReport b in report.Batches)
         {
             LatencySummary? l = b.Latency;
-            double? Share(OperatorKind k) => b.Breakdown?.FirstOrDefault(s => s.Kind == k)?.Share;
-            double? otherShare = b.Breakdown?.Where(s => s.Kind is not (OperatorKind.Gemm or OperatorKind.EmbeddingLookup or OperatorKind.Interaction)).Sum(s => s.Share);
-            table.Add(
+            double? Share(OperatorKind k) => b.Breakdown?.FirstOrDefault(s => s.Kind == k)?.Share ?? (b.Breakdown is null ? null : 0);
+            string[] row = [
                 b.Batch.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 l is null ? "-" : $"{l.Iterations} ({l.CleanIterations})",
                 Units.Time(l?.P50Ns), Units.Time(l?.P99Ns), Units.Time(l?.UnbrokenP50Ns),
                 Units.Si(b.Flops), Units.Si(b.WeightBytes, "B"), Units.Ratio(b.FlopsPerWeightByte), Units.Ratio(b.FlopsPerByte),
                 Units.Si(b.MaxLiveActivationBytes, "B"),
-                Units.Percent(Share(OperatorKind.Gemm)), Units.Percent(Share(OperatorKind.EmbeddingLookup)), Units.Percent(Share(OperatorKind.Interaction)),
-                Units.Percent(otherShare), Units.Percent(l is null || l.MeanNs <= 0 ? null : l.UnattributedNs / l.MeanNs),
-                Units.Time(b.RooflineNs), BoundName(b.Bound), b.DominantKind is { } k ? KindName(k) : "-");
+                .. kinds.Select(k => Units.Percent(Share(k))),
+                Units.Percent(l is null || l.MeanNs <= 0 ? null : l.UnattributedNs / l.MeanNs),
+                Units.Time(b.RooflineNs), BoundName(b.Bound), b.DominantKind is { } k ? KindName(k) : "-"];
+            table.Add(row);
         }
         return table;
     }
 
-    private static TextTable OperatorTable(BatchReport batch)
+    /// <summary>One share column per operator kind the model has: DLRM's FC, embedding and interaction always, other kinds when present, other last.</summary>
+    private static OperatorKind[] Columns(CharacterizationReport report)
+    {
+        var present = new HashSet<OperatorKind>(report.Batches.SelectMany(b => b.Operators).Select(o => o.Cost.Kind)) { OperatorKind.Gemm, OperatorKind.Other };
+        if (report.Kind == "dlrm")
+        {
+            present.Add(OperatorKind.EmbeddingLookup);
+            present.Add(OperatorKind.Interaction);
+        }
+        return [.. Enum.GetValues<OperatorKind>().Where(present.Contains)];
+    }
+
+    private static string ShortName(OperatorKind kind) => kind switch
+    {
+        OperatorKind.Gemm => "FC",
+        OperatorKind.EmbeddingLookup => "emb",
+        OperatorKind.Interaction => "inter",
+        OperatorKind.Conv => "conv",
+        OperatorKind.GroupedConv => "grouped conv",
+        OperatorKind.Recurrent => "recurrent",
+        OperatorKind.Attention => "attention",
+        _ => "other",
+    };
+
+    /// <param name="lumpOther">
+    /// ONNX graphs run hundreds of small data-movement nodes (Shape, Gather of indices, Reshape, reorders): their "other" operators
+    /// are summed into one row per op type, after the operators that do the arithmetic.
+    /// </param>
+    private static TextTable OperatorTable(BatchReport batch, bool lumpOther)
     {
         var table = new TextTable("operator", "kind", "shape", "prec", "flops", "weight B", "act in+out", "flop/wB", "flop/B", "median", "roofline", "achieved", "of limit", "bound");
-        foreach (List<OperatorReport> group in Groups(batch.Operators))
+        IEnumerable<OperatorReport> listed = lumpOther ? batch.Operators.Where(o => o.Cost.Kind != OperatorKind.Other) : batch.Operators;
+        foreach (List<OperatorReport> group in Groups([.. listed]))
         {
             OperatorReport first = group[0];
             OperatorCost cost = first.Cost;
@@ -88,6 +121,19 @@ internal static class ReportFormatter
             table.Add(name, KindName(cost.Kind), cost.Shape, cost.Precision, Units.Si(cost.Flops), Units.Si(cost.WeightBytes, "B"),
                 Units.Si(cost.ActivationBytes, "B"), Units.Ratio(cost.FlopsPerWeightByte), Units.Ratio(cost.FlopsPerByte),
                 Units.Time(median), Units.Time(first.RooflineNs), achieved is { } a ? Units.Si(a, "flop/s") : "-", Units.Percent(fraction), BoundName(first.Bound) + (fraction > 1 ? " *" : ""));
+        }
+        if (lumpOther)
+        {
+            foreach (IGrouping<string, OperatorReport> op in batch.Operators.Where(o => o.Cost.Kind == OperatorKind.Other).GroupBy(o => o.Cost.Shape.Split(' ')[0]).OrderByDescending(g => g.Sum(o => o.MeanNs ?? 0)))
+            {
+                long flops = op.Sum(o => o.Cost.Flops), weights = op.Sum(o => o.Cost.WeightBytes), act = op.Sum(o => o.Cost.ActivationBytes);
+                double? median = op.All(o => o.MedianNs is not null) ? op.Sum(o => o.MedianNs!.Value) : null;
+                double roofline = op.Sum(o => o.RooflineNs);
+                table.Add($"{op.Key} (x{op.Count()}, total)", "other", op.Key, op.First().Cost.Precision, Units.Si(flops), Units.Si(weights, "B"), Units.Si(act, "B"),
+                    Units.Ratio(weights > 0 ? (double)flops / weights : null), Units.Ratio(weights + act > 0 ? (double)flops / (weights + act) : 0),
+                    Units.Time(median), Units.Time(roofline), median is > 0 ? Units.Si(flops / (median.Value * 1e-9), "flop/s") : "-",
+                    Units.Percent(median is > 0 ? roofline / median : null), "memory");
+            }
         }
         return table;
     }

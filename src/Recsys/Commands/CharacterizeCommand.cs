@@ -1,8 +1,8 @@
 using System.Globalization;
 using Recsys.Cli.Characterize;
 using Recsys.DenseCompute.Characterization;
-using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Models;
+using Recsys.OnnxModels.Profiling;
 
 namespace Recsys.Cli.Commands;
 
@@ -10,7 +10,8 @@ namespace Recsys.Cli.Commands;
 /// `recsys characterize --models DIR --model NAME [--batch 1,16,64,256] [--md|--json] [--plot DIR]`
 /// loads a model, probes this machine's limits, times the model operator by operator at each batch
 /// size and prints parameters, intensity, latency, the time breakdown and each operator's place on
-/// the roofline. DLRM models are profiled on our kernels; other kinds are not characterized yet.
+/// the roofline. DLRM models are profiled on our kernels, ONNX models (classification, detection,
+/// video, seq2seq) through ONNX Runtime's profiler (<see cref="OnnxProfiler"/>).
 /// </summary>
 public static class CharacterizeCommand
 {
@@ -23,9 +24,10 @@ public static class CharacterizeCommand
           --plot DIR    write DIR/NAME-roofline.png and .svg
           --iterations  timed forward passes per batch size at most (default 300; at least 20)
           --seconds     time budget per batch size (default 2)
-          --threads     threads per GEMM (default 1, which the 1-core machine limits assume)
+          --threads     threads per GEMM or ONNX Runtime intra-op threads (default 1, as served and
+                        as the 1-core machine limits assume)
           --clock       wall (default) or cpu: the thread's CPU time, for a machine so loaded that
-                        long operators mostly wait for a core (a system call per reading)
+                        long operators mostly wait for a core (a system call per reading; DLRM only)
           --no-probe    use the BASELINES.md limits instead of probing this machine (saves ~3 s)
           --no-timing   accounting and roofline only, no forward passes
           `recsys demo-model --out DIR --preset rmc1` writes a model to try it on
@@ -65,12 +67,14 @@ public static class CharacterizeCommand
         try
         {
             ModelSpec spec = ModelSpec.Load(Path.Combine(directory, "model.json"));
-            if (spec.Dlrm is null) throw new CliException($"model '{name}' is of kind '{spec.Kind}': characterize profiles DLRM models only so far");
+            if (!ModelProfilers.Supports(spec.Kind)) throw new CliException($"model '{name}' is of kind '{spec.Kind}', which characterize cannot profile (dlrm, classification, detection, video, seq2seq)");
+            bool onnx = spec.Dlrm is null;
+            if (onnx && clock == ProfileClock.ThreadCpu) throw new CliException($"--clock cpu: model '{name}' runs in ONNX Runtime, whose profiler reads wall time only");
             progress.Report($"loading {name}/{version}");
-            using DlrmModel model = DlrmModel.Load(directory);
+            using OpenedProfiler opened = ModelProfilers.Open(directory, name);
             MachineLimits limits = options.Has("no-probe") ? MachineLimits.Baselines : MachineProbes.Run(progress: progress);
             MeasureSettings? settings = options.Has("no-timing") ? null : new MeasureSettings(MaxIterations: Math.Max(iterations, 1), MinIterations: Math.Min(20, iterations), BudgetSeconds: seconds, Threads: threads, Clock: clock);
-            CharacterizationReport report = Characterizer.Run(new DlrmProfiler(model, name), batches, limits, settings, progress);
+            CharacterizationReport report = Characterizer.Run(opened.Profiler, batches, limits, settings, progress);
 
             if (options.Has("json")) stdout.WriteLine(CharacterizationJson.Serialize(report));
             else stdout.Write(ReportFormatter.Format(report, markdown: options.Has("md")));

@@ -59,6 +59,7 @@ public static class RecsysEndpoints
         app.MapPost("/v2/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version, RankHandler handler, WorkloadRegistry workloads) =>
             workloads.TryGet(name, out IServedWorkload w) ? WorkloadInferAsync(context, w, version) : handler.InferAsync(context, name, version));
         Vision.VisionEndpoints.Map(app);
+        ProfileEndpoint.Map(app);
     }
 
     private static JsonObject ListEntry(ModelRepository repository, string name, string version, string kind) => new()
@@ -128,7 +129,7 @@ public static class RecsysEndpoints
         }
     }
 
-    private static bool Authorized(HttpRequest request, string? key)
+    internal static bool Authorized(HttpRequest request, string? key)
     {
         if (key is null) return false;
         string? sent = request.Headers["X-Api-Key"].FirstOrDefault();
