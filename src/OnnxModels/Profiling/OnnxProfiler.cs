@@ -266,19 +266,11 @@ public sealed class OnnxProfiler : IModelProfiler
             }
         }
 
-        /// <summary>The serving session settings (<see cref="Runtime.OrtSessions.Open"/>), with quiet logs: saving an NCHWc-optimized graph warns every time.</summary>
+        /// <summary>The serving session settings (<see cref="Runtime.OrtSessions.Options"/>), with quiet logs: saving an NCHWc-optimized graph warns every time.</summary>
         private static SessionOptions ServingOptions(int threads)
         {
-            var options = new SessionOptions
-            {
-                IntraOpNumThreads = threads,
-                InterOpNumThreads = 1,
-                ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-                LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-            };
-            options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-            options.AddSessionConfigEntry("session.inter_op.allow_spinning", "0");
+            SessionOptions options = Runtime.OrtSessions.Options(threads);
+            options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
             return options;
         }
 

@@ -12,15 +12,25 @@ public static class OrtSessions
     public static InferenceSession Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"ONNX model file {path} does not exist", path);
-        using var options = new SessionOptions
+        using SessionOptions options = Options();
+        return new InferenceSession(path, options);
+    }
+
+    /// <summary>
+    /// The serving settings, for callers that add to them (the profiler). <paramref name="intraOpThreads"/>
+    /// above 1 is for offline tools only, never for a served session.
+    /// </summary>
+    public static SessionOptions Options(int intraOpThreads = 1)
+    {
+        var options = new SessionOptions
         {
-            IntraOpNumThreads = 1,
+            IntraOpNumThreads = intraOpThreads,
             InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
         };
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         options.AddSessionConfigEntry("session.inter_op.allow_spinning", "0");
-        return new InferenceSession(path, options);
+        return options;
     }
 }
