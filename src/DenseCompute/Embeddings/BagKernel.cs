@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -67,42 +68,58 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
             {
                 if ((j.Dim & 31) == 0 && j.Dim <= 32 * Int4Blocks)
                 {
-                    PassInt4(j, offsets, 0, bags, 0, j.Dim >> 5, prefetch, mean, output);
+                    PassInt4(j, offsets, 0, bags, 0, j.Dim >> 5, prefetch, output);
+                    DivideByBagSizes(offsets, bags, j.Dim, mean, output);
                     return;
                 }
             }
             else if ((j.Dim & 15) == 0 && j.Dim <= 16 * MaxVectors)
             {
-                Pass512(j, offsets, 0, bags, 0, j.Dim >> 4, prefetch, mean, output);
+                Pass512(j, offsets, 0, bags, 0, j.Dim >> 4, prefetch, output);
+                DivideByBagSizes(offsets, bags, j.Dim, mean, output);
                 return;
             }
-            for (int b = 0; b < bags; b++) PoolBag512(j, offsets, b, mean, output);
+            for (int b = 0; b < bags; b++) PoolBag512(j, offsets, b, output);
         }
         else if (Avx2.IsSupported && Fma.IsSupported)
         {
             if ((j.Dim & 7) == 0 && j.Dim <= 8 * MaxVectors)
             {
-                Pass256(j, offsets, 0, bags, 0, j.Dim >> 3, prefetch, mean, output);
+                Pass256(j, offsets, 0, bags, 0, j.Dim >> 3, prefetch, output);
+                DivideByBagSizes(offsets, bags, j.Dim, mean, output);
                 return;
             }
-            for (int b = 0; b < bags; b++) PoolBag256(j, offsets, b, mean, output);
+            for (int b = 0; b < bags; b++) PoolBag256(j, offsets, b, output);
         }
         else
         {
             for (int b = 0; b < bags; b++)
             {
                 int start = offsets[b], end = offsets[b + 1];
-                PoolBagScalar(j, start, end, BagScale(mean, start, end), output + (nint)b * j.Dim, 0);
+                PoolBagScalar(j, start, end, 1f, output + (nint)b * j.Dim, 0);
             }
+        }
+        DivideByBagSizes(offsets, bags, j.Dim, mean, output);
+    }
+
+
+    // Mean pooling divides afterwards, in one pass over the output, so the gather loops carry no mean
+    // branch, scale or division per bag. Same arithmetic as before: (sum + bias) * (1 / n).
+    private static void DivideByBagSizes(int* offsets, int bags, int dim, bool mean, float* output)
+    {
+        if (!mean) return;
+        for (int b = 0; b < bags; b++)
+        {
+            int n = offsets[b + 1] - offsets[b];
+            if (n <= 1) continue;
+            var pooled = new Span<float>(output + ((nint)b * dim), dim);
+            TensorPrimitives.Multiply(pooled, 1f / n, pooled);
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float BagScale(bool mean, int start, int end) => mean && end > start ? 1f / (end - start) : 1f;
-
     // Rows wider than one pass: bag b in column passes of up to 8 vectors, then the tail columns.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PoolBag512(in BagJob job, int* offsets, int b, bool mean, float* output)
+    private static void PoolBag512(in BagJob job, int* offsets, int b, float* output)
     {
         int col0 = 0;
         if (typeof(TRow) == typeof(Int4Rows))
@@ -110,50 +127,42 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
             col0 = job.Dim & ~31;
             for (int col = 0; col < col0; col += 32 * Int4Blocks)
             {
-                PassInt4(job, offsets, b, b + 1, col, Math.Min(Int4Blocks, (col0 - col) >> 5), col == 0 && job.Distance > 0, mean, output);
+                PassInt4(job, offsets, b, b + 1, col, Math.Min(Int4Blocks, (col0 - col) >> 5), col == 0 && job.Distance > 0, output);
             }
         }
         int full = job.Dim & ~15;
         for (int col = col0; col < full; col += 16 * MaxVectors)
         {
-            Pass512(job, offsets, b, b + 1, col, Math.Min(MaxVectors, (full - col) >> 4), col == 0 && job.Distance > 0, mean, output);
+            Pass512(job, offsets, b, b + 1, col, Math.Min(MaxVectors, (full - col) >> 4), col == 0 && job.Distance > 0, output);
         }
         if (full < job.Dim)
         {
             int start = offsets[b], end = offsets[b + 1];
-            TailPass(job, start, end, full, full == 0 && job.Distance > 0, BagScale(mean, start, end), output + (nint)b * job.Dim);
+            TailPass(job, start, end, full, full == 0 && job.Distance > 0, 1f, output + (nint)b * job.Dim);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PoolBag256(in BagJob job, int* offsets, int b, bool mean, float* output)
+    private static void PoolBag256(in BagJob job, int* offsets, int b, float* output)
     {
         int full = job.Dim & ~7;
         for (int col = 0; col < full; col += 8 * MaxVectors)
         {
-            Pass256(job, offsets, b, b + 1, col, Math.Min(MaxVectors, (full - col) >> 3), col == 0 && job.Distance > 0, mean, output);
+            Pass256(job, offsets, b, b + 1, col, Math.Min(MaxVectors, (full - col) >> 3), col == 0 && job.Distance > 0, output);
         }
         if (full < job.Dim)
         {
             int start = offsets[b], end = offsets[b + 1];
-            PoolBagScalar(job, start, end, BagScale(mean, start, end), output + (nint)b * job.Dim, full);
+            PoolBagScalar(job, start, end, 1f, output + (nint)b * job.Dim, full);
         }
     }
 
-    // Float rows carry no bias and a sum needs no scale: both are skipped rather than added as 0 and multiplied by 1.
+    // Float rows carry no bias: skipped rather than added as 0.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Finish(Vector512<float> sum, Vector512<float> bias, Vector512<float> scale, bool mean)
-    {
-        if (TRow.HasOffset) sum += bias;
-        return mean ? sum * scale : sum;
-    }
+    private static Vector512<float> Finish(Vector512<float> sum, Vector512<float> bias) => TRow.HasOffset ? sum + bias : sum;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Finish(Vector256<float> sum, Vector256<float> bias, Vector256<float> scale, bool mean)
-    {
-        if (TRow.HasOffset) sum += bias;
-        return mean ? sum * scale : sum;
-    }
+    private static Vector256<float> Finish(Vector256<float> sum, Vector256<float> bias) => TRow.HasOffset ? sum + bias : sum;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Accumulate(Vector512<float> values, Vector512<float> multiplier, Vector512<float> sum, bool unit) =>
@@ -212,109 +221,109 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
 
     // The per-row loops are specialized on vector count, weights and prefetching so their bodies carry
     // no branch but the loops' own. Each runs bags [b0, b1) over columns [col, col + vectors * width).
-    private static void Pass512(in BagJob job, int* offsets, int b0, int b1, int col, int vectors, bool prefetch, bool mean, float* output)
+    private static void Pass512(in BagJob job, int* offsets, int b0, int b1, int col, int vectors, bool prefetch, float* output)
     {
         switch (vectors)
         {
-            case 1: Pass512<One>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 2: Pass512<Two>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 3: Pass512<Three>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 4: Pass512<Four>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 5: Pass512<Five>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 6: Pass512<Six>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 7: Pass512<Seven>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            default: Pass512<Eight>(job, offsets, b0, b1, col, prefetch, mean, output); break;
+            case 1: Pass512<One>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 2: Pass512<Two>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 3: Pass512<Three>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 4: Pass512<Four>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 5: Pass512<Five>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 6: Pass512<Six>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 7: Pass512<Seven>(job, offsets, b0, b1, col, prefetch, output); break;
+            default: Pass512<Eight>(job, offsets, b0, b1, col, prefetch, output); break;
         }
     }
 
-    private static void PassInt4(in BagJob job, int* offsets, int b0, int b1, int col, int blocks, bool prefetch, bool mean, float* output)
+    private static void PassInt4(in BagJob job, int* offsets, int b0, int b1, int col, int blocks, bool prefetch, float* output)
     {
         switch (blocks)
         {
-            case 1: PassInt4<One>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 2: PassInt4<Two>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 3: PassInt4<Three>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            default: PassInt4<Four>(job, offsets, b0, b1, col, prefetch, mean, output); break;
+            case 1: PassInt4<One>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 2: PassInt4<Two>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 3: PassInt4<Three>(job, offsets, b0, b1, col, prefetch, output); break;
+            default: PassInt4<Four>(job, offsets, b0, b1, col, prefetch, output); break;
         }
     }
 
-    private static void Pass256(in BagJob job, int* offsets, int b0, int b1, int col, int vectors, bool prefetch, bool mean, float* output)
+    private static void Pass256(in BagJob job, int* offsets, int b0, int b1, int col, int vectors, bool prefetch, float* output)
     {
         switch (vectors)
         {
-            case 1: Pass256<One>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 2: Pass256<Two>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 3: Pass256<Three>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 4: Pass256<Four>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 5: Pass256<Five>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 6: Pass256<Six>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            case 7: Pass256<Seven>(job, offsets, b0, b1, col, prefetch, mean, output); break;
-            default: Pass256<Eight>(job, offsets, b0, b1, col, prefetch, mean, output); break;
+            case 1: Pass256<One>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 2: Pass256<Two>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 3: Pass256<Three>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 4: Pass256<Four>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 5: Pass256<Five>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 6: Pass256<Six>(job, offsets, b0, b1, col, prefetch, output); break;
+            case 7: Pass256<Seven>(job, offsets, b0, b1, col, prefetch, output); break;
+            default: Pass256<Eight>(job, offsets, b0, b1, col, prefetch, output); break;
         }
     }
 
-    private static void Pass512<TN>(in BagJob job, int* offsets, int b0, int b1, int col, bool prefetch, bool mean, float* output)
+    private static void Pass512<TN>(in BagJob job, int* offsets, int b0, int b1, int col, bool prefetch, float* output)
         where TN : struct, IVectorCount
     {
         if (job.Weights == null)
         {
-            if (prefetch) Pass512<TN, No>(job, offsets, b0, b1, col, mean, output);
-            else Pass512<TN, No, NoPrefetch>(job, offsets, b0, b1, col, mean, output);
+            if (prefetch) Pass512<TN, No>(job, offsets, b0, b1, col, output);
+            else Pass512<TN, No, NoPrefetch>(job, offsets, b0, b1, col, output);
         }
-        else if (prefetch) Pass512<TN, Yes>(job, offsets, b0, b1, col, mean, output);
-        else Pass512<TN, Yes, NoPrefetch>(job, offsets, b0, b1, col, mean, output);
+        else if (prefetch) Pass512<TN, Yes>(job, offsets, b0, b1, col, output);
+        else Pass512<TN, Yes, NoPrefetch>(job, offsets, b0, b1, col, output);
     }
 
-    private static void Pass512<TN, TWeighted>(in BagJob job, int* offsets, int b0, int b1, int col, bool mean, float* output)
+    private static void Pass512<TN, TWeighted>(in BagJob job, int* offsets, int b0, int b1, int col, float* output)
         where TN : struct, IVectorCount
         where TWeighted : struct, IFlag
     {
-        if (job.NonTemporal) Pass512<TN, TWeighted, PrefetchNta>(job, offsets, b0, b1, col, mean, output);
-        else Pass512<TN, TWeighted, PrefetchT0>(job, offsets, b0, b1, col, mean, output);
+        if (job.NonTemporal) Pass512<TN, TWeighted, PrefetchNta>(job, offsets, b0, b1, col, output);
+        else Pass512<TN, TWeighted, PrefetchT0>(job, offsets, b0, b1, col, output);
     }
 
-    private static void PassInt4<TN>(in BagJob job, int* offsets, int b0, int b1, int col, bool prefetch, bool mean, float* output)
+    private static void PassInt4<TN>(in BagJob job, int* offsets, int b0, int b1, int col, bool prefetch, float* output)
         where TN : struct, IVectorCount
     {
         if (job.Weights == null)
         {
-            if (prefetch) PassInt4<TN, No>(job, offsets, b0, b1, col, mean, output);
-            else PassInt4<TN, No, NoPrefetch>(job, offsets, b0, b1, col, mean, output);
+            if (prefetch) PassInt4<TN, No>(job, offsets, b0, b1, col, output);
+            else PassInt4<TN, No, NoPrefetch>(job, offsets, b0, b1, col, output);
         }
-        else if (prefetch) PassInt4<TN, Yes>(job, offsets, b0, b1, col, mean, output);
-        else PassInt4<TN, Yes, NoPrefetch>(job, offsets, b0, b1, col, mean, output);
+        else if (prefetch) PassInt4<TN, Yes>(job, offsets, b0, b1, col, output);
+        else PassInt4<TN, Yes, NoPrefetch>(job, offsets, b0, b1, col, output);
     }
 
-    private static void PassInt4<TN, TWeighted>(in BagJob job, int* offsets, int b0, int b1, int col, bool mean, float* output)
+    private static void PassInt4<TN, TWeighted>(in BagJob job, int* offsets, int b0, int b1, int col, float* output)
         where TN : struct, IVectorCount
         where TWeighted : struct, IFlag
     {
-        if (job.NonTemporal) PassInt4<TN, TWeighted, PrefetchNta>(job, offsets, b0, b1, col, mean, output);
-        else PassInt4<TN, TWeighted, PrefetchT0>(job, offsets, b0, b1, col, mean, output);
+        if (job.NonTemporal) PassInt4<TN, TWeighted, PrefetchNta>(job, offsets, b0, b1, col, output);
+        else PassInt4<TN, TWeighted, PrefetchT0>(job, offsets, b0, b1, col, output);
     }
 
-    private static void Pass256<TN>(in BagJob job, int* offsets, int b0, int b1, int col, bool prefetch, bool mean, float* output)
+    private static void Pass256<TN>(in BagJob job, int* offsets, int b0, int b1, int col, bool prefetch, float* output)
         where TN : struct, IVectorCount
     {
         if (job.Weights == null)
         {
-            if (prefetch) Pass256<TN, No>(job, offsets, b0, b1, col, mean, output);
-            else Pass256<TN, No, NoPrefetch>(job, offsets, b0, b1, col, mean, output);
+            if (prefetch) Pass256<TN, No>(job, offsets, b0, b1, col, output);
+            else Pass256<TN, No, NoPrefetch>(job, offsets, b0, b1, col, output);
         }
-        else if (prefetch) Pass256<TN, Yes>(job, offsets, b0, b1, col, mean, output);
-        else Pass256<TN, Yes, NoPrefetch>(job, offsets, b0, b1, col, mean, output);
+        else if (prefetch) Pass256<TN, Yes>(job, offsets, b0, b1, col, output);
+        else Pass256<TN, Yes, NoPrefetch>(job, offsets, b0, b1, col, output);
     }
 
-    private static void Pass256<TN, TWeighted>(in BagJob job, int* offsets, int b0, int b1, int col, bool mean, float* output)
+    private static void Pass256<TN, TWeighted>(in BagJob job, int* offsets, int b0, int b1, int col, float* output)
         where TN : struct, IVectorCount
         where TWeighted : struct, IFlag
     {
-        if (job.NonTemporal) Pass256<TN, TWeighted, PrefetchNta>(job, offsets, b0, b1, col, mean, output);
-        else Pass256<TN, TWeighted, PrefetchT0>(job, offsets, b0, b1, col, mean, output);
+        if (job.NonTemporal) Pass256<TN, TWeighted, PrefetchNta>(job, offsets, b0, b1, col, output);
+        else Pass256<TN, TWeighted, PrefetchT0>(job, offsets, b0, b1, col, output);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pass512<TN, TWeighted, TPrefetch>(BagJob job, int* offsets, int b0, int b1, int col, bool mean, float* output)
+    private static void Pass512<TN, TWeighted, TPrefetch>(BagJob job, int* offsets, int b0, int b1, int col, float* output)
         where TN : struct, IVectorCount
         where TWeighted : struct, IFlag
         where TPrefetch : struct, IPrefetch
@@ -349,15 +358,15 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
                 if (TN.Count > 6) a6 = Accumulate(TRow.Load512(row, c + 96), vm, a6, unit);
                 if (TN.Count > 7) a7 = Accumulate(TRow.Load512(row, c + 112), vm, a7, unit);
             }
-            Vector512<float> vb = Vector512.Create(bias), vs = Vector512.Create(BagScale(mean, start, end));
-            Finish(a0, vb, vs, mean).Store(o);
-            if (TN.Count > 1) Finish(a1, vb, vs, mean).Store(o + 16);
-            if (TN.Count > 2) Finish(a2, vb, vs, mean).Store(o + 32);
-            if (TN.Count > 3) Finish(a3, vb, vs, mean).Store(o + 48);
-            if (TN.Count > 4) Finish(a4, vb, vs, mean).Store(o + 64);
-            if (TN.Count > 5) Finish(a5, vb, vs, mean).Store(o + 80);
-            if (TN.Count > 6) Finish(a6, vb, vs, mean).Store(o + 96);
-            if (TN.Count > 7) Finish(a7, vb, vs, mean).Store(o + 112);
+            Vector512<float> vb = Vector512.Create(bias);
+            Finish(a0, vb).Store(o);
+            if (TN.Count > 1) Finish(a1, vb).Store(o + 16);
+            if (TN.Count > 2) Finish(a2, vb).Store(o + 32);
+            if (TN.Count > 3) Finish(a3, vb).Store(o + 48);
+            if (TN.Count > 4) Finish(a4, vb).Store(o + 64);
+            if (TN.Count > 5) Finish(a5, vb).Store(o + 80);
+            if (TN.Count > 6) Finish(a6, vb).Store(o + 96);
+            if (TN.Count > 7) Finish(a7, vb).Store(o + 112);
             o += dim;
             start = end;
         }
@@ -367,7 +376,7 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
     // each into its low nibble (even column) and high nibble (odd column), accumulating even and odd
     // columns apart. The columns are interleaved back once per bag instead of once per row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PassInt4<TN, TWeighted, TPrefetch>(BagJob job, int* offsets, int b0, int b1, int col, bool mean, float* output)
+    private static void PassInt4<TN, TWeighted, TPrefetch>(BagJob job, int* offsets, int b0, int b1, int col, float* output)
         where TN : struct, IVectorCount
         where TWeighted : struct, IFlag
         where TPrefetch : struct, IPrefetch
@@ -413,28 +422,28 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
                     o3 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(q3, 4)), vm, o3);
                 }
             }
-            Vector512<float> vb = Vector512.Create(bias), vs = Vector512.Create(BagScale(mean, start, end));
+            Vector512<float> vb = Vector512.Create(bias);
             float* o = output + ((nint)b * dim) + col;
-            StoreInterleaved(e0, o0, vb, vs, o);
-            if (TN.Count > 1) StoreInterleaved(e1, o1, vb, vs, o + 32);
-            if (TN.Count > 2) StoreInterleaved(e2, o2, vb, vs, o + 64);
-            if (TN.Count > 3) StoreInterleaved(e3, o3, vb, vs, o + 96);
+            StoreInterleaved(e0, o0, vb, o);
+            if (TN.Count > 1) StoreInterleaved(e1, o1, vb, o + 32);
+            if (TN.Count > 2) StoreInterleaved(e2, o2, vb, o + 64);
+            if (TN.Count > 3) StoreInterleaved(e3, o3, vb, o + 96);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreInterleaved(Vector512<float> even, Vector512<float> odd, Vector512<float> bias, Vector512<float> scale, float* o)
+    private static void StoreInterleaved(Vector512<float> even, Vector512<float> odd, Vector512<float> bias, float* o)
     {
         Vector512<int> first = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         Vector512<int> second = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        even = (even + bias) * scale;
-        odd = (odd + bias) * scale;
+        even += bias;
+        odd += bias;
         Avx512F.PermuteVar16x32x2(even, first, odd).Store(o);
         Avx512F.PermuteVar16x32x2(even, second, odd).Store(o + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pass256<TN, TWeighted, TPrefetch>(BagJob job, int* offsets, int b0, int b1, int col, bool mean, float* output)
+    private static void Pass256<TN, TWeighted, TPrefetch>(BagJob job, int* offsets, int b0, int b1, int col, float* output)
         where TN : struct, IVectorCount
         where TWeighted : struct, IFlag
         where TPrefetch : struct, IPrefetch
@@ -469,15 +478,15 @@ internal static unsafe class BagKernel<TRow> where TRow : struct, IRowReader
                 if (TN.Count > 6) a6 = Accumulate(TRow.Load256(row, c + 48), vm, a6, unit);
                 if (TN.Count > 7) a7 = Accumulate(TRow.Load256(row, c + 56), vm, a7, unit);
             }
-            Vector256<float> vb = Vector256.Create(bias), vs = Vector256.Create(BagScale(mean, start, end));
-            Finish(a0, vb, vs, mean).Store(o);
-            if (TN.Count > 1) Finish(a1, vb, vs, mean).Store(o + 8);
-            if (TN.Count > 2) Finish(a2, vb, vs, mean).Store(o + 16);
-            if (TN.Count > 3) Finish(a3, vb, vs, mean).Store(o + 24);
-            if (TN.Count > 4) Finish(a4, vb, vs, mean).Store(o + 32);
-            if (TN.Count > 5) Finish(a5, vb, vs, mean).Store(o + 40);
-            if (TN.Count > 6) Finish(a6, vb, vs, mean).Store(o + 48);
-            if (TN.Count > 7) Finish(a7, vb, vs, mean).Store(o + 56);
+            Vector256<float> vb = Vector256.Create(bias);
+            Finish(a0, vb).Store(o);
+            if (TN.Count > 1) Finish(a1, vb).Store(o + 8);
+            if (TN.Count > 2) Finish(a2, vb).Store(o + 16);
+            if (TN.Count > 3) Finish(a3, vb).Store(o + 24);
+            if (TN.Count > 4) Finish(a4, vb).Store(o + 32);
+            if (TN.Count > 5) Finish(a5, vb).Store(o + 40);
+            if (TN.Count > 6) Finish(a6, vb).Store(o + 48);
+            if (TN.Count > 7) Finish(a7, vb).Store(o + 56);
             o += dim;
             start = end;
         }
