@@ -13,14 +13,24 @@ namespace Recsys.Benchmarks;
 /// (the first one discarded), one thread.
 ///   dotnet run -c Release --project bench/Recsys.Benchmarks -- embag [--gib 4] [--dim 64]
 ///     [--formats fp32,fp16,int8,int4] [--p 20,80] [--pf 32] [--nta 0] [--bags 16384] [--batches 12]
-///     [--weights 0] [--mean 0]
+///     [--weights 0] [--mean 0] [--peer /tmp/embag-bench/gather.so]
 /// --gib sizes the table as if fp32, so every format holds the same rows; --pf is a list too (0 = off).
+/// --peer loads gather.c's kernels built as a library (see bench/peers/gather_cpu.c) and, for fp32 and int8
+/// rows with D = 64 or 128, runs them on the same table and the same ids batch by batch, alternating with
+/// ours, so both see the same moments of a noisy machine; it prints the median of the per-batch ratios.
 /// </summary>
 public static unsafe partial class EmbeddingBagConsole
 {
+    private static delegate* unmanaged<int, int, void*, uint*, nuint, int, int, float*, int, int, int> s_peer;
+
     public static void Run(string[] args)
     {
         var opt = Options.Parse(args);
+        if (opt.Peer.Length > 0)
+        {
+            s_peer = (delegate* unmanaged<int, int, void*, uint*, nuint, int, int, float*, int, int, int>)
+                NativeLibrary.GetExport(NativeLibrary.Load(opt.Peer), "gather_bags");
+        }
         long rows = (long)(opt.Gib * (1L << 30)) / (opt.Dim * 4L);
         Console.WriteLine($"INFO dim={opt.Dim} rows={rows} bags={opt.Bags} batches={opt.Batches} weights={opt.Weighted} mean={opt.Mean} nta={opt.NonTemporal}");
         foreach (RowFormat format in opt.Formats)
@@ -50,13 +60,24 @@ public static unsafe partial class EmbeddingBagConsole
         int[] offsets = new int[opt.Bags + 1];
         for (int b = 0; b <= opt.Bags; b++) offsets[b] = b * p;
         float[] weights = opt.Weighted ? Enumerable.Range(0, perBatch).Select(i => 0.5f + (i % 7) * 0.1f).ToArray() : [];
-        float[] output = GC.AllocateArray<float>(opt.Bags * table.Dim, pinned: true);
+        // 64-byte aligned like gather.c's output: a pinned array starts 16 bytes into a line, so every
+        // 64-byte store of a bag would split across two lines.
+        float* alignedOutput = (float*)NativeMemory.AlignedAlloc((nuint)(opt.Bags * table.Dim * sizeof(float)), 64);
+        var output = new Span<float>(alignedOutput, opt.Bags * table.Dim);
         EmbeddingBag.PrefetchDistance = pf;
         EmbeddingBag.PrefetchNonTemporal = opt.NonTemporal;
         double[] seconds = new double[opt.Batches], cpuSeconds = new double[opt.Batches];
+        // The peer runs gather.c's plain sum, so it is only comparable on unweighted sums of fp32/int8 rows.
+        bool peer = s_peer != null && table.Format is RowFormat.Fp32 or RowFormat.Int8 && table.Dim is 64 or 128
+            && !opt.Weighted && !opt.Mean;
+        uint[] ids32 = peer ? indices.Select(i => (uint)i).ToArray() : [];
+        float* peerOutput = peer ? (float*)NativeMemory.AlignedAlloc((nuint)(opt.Bags * table.Dim * sizeof(float)), 64) : null;
+        double[] peerSeconds = new double[opt.Batches], peerCpu = new double[opt.Batches];
         double check = 0;
         for (int n = 0; n < opt.Batches; n++)
         {
+            // Alternate which side goes first, so neither always follows the other's cache footprint.
+            if (peer && n % 2 == 1) RunPeer(table, ids32, n * perBatch, perBatch, p, pf, peerOutput, opt.Bags, out peerSeconds[n], out peerCpu[n]);
             var ids = indices.AsSpan(n * perBatch, perBatch);
             double c0 = ThreadCpuSeconds();
             long t0 = Stopwatch.GetTimestamp();
@@ -64,7 +85,11 @@ public static unsafe partial class EmbeddingBagConsole
             seconds[n] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             cpuSeconds[n] = ThreadCpuSeconds() - c0;
             check += output[(n * 7919) % output.Length];
+            if (peer && n % 2 == 0) RunPeer(table, ids32, n * perBatch, perBatch, p, pf, peerOutput, opt.Bags, out peerSeconds[n], out peerCpu[n]);
         }
+        if (peer) ReportPeer(table, p, pf, opt.Bags, perBatch, seconds, cpuSeconds, peerSeconds, peerCpu, output, new ReadOnlySpan<float>(peerOutput, output.Length));
+        NativeMemory.AlignedFree(alignedOutput);
+        NativeMemory.AlignedFree(peerOutput);
         double[] timed = seconds[1..], cpu = cpuSeconds[1..];
         Array.Sort(timed);
         Array.Sort(cpu);
@@ -73,6 +98,46 @@ public static unsafe partial class EmbeddingBagConsole
             $"RESULT impl=csharp format={RowLayout.Name(table.Format)} D={table.Dim} rowB={table.RowBytes} P={p} pf={pf} threads=1 bags={opt.Bags} " +
             $"Mrows_s_med={perBatch / med / 1e6:F2} Mrows_s_min={perBatch / worst / 1e6:F2} Mrows_s_max={perBatch / best / 1e6:F2} " +
             $"GBps_med={(double)perBatch * table.RowBytes / med / 1e9:F2} Mrows_s_cpu_med={perBatch / cpuMed / 1e6:F2} chk={check:G4}"));
+    }
+
+    private static void RunPeer(EmbeddingTable table, uint[] ids32, int first, int count, int p, int pf, float* output, int bags,
+        out double seconds, out double cpuSeconds)
+    {
+        fixed (uint* ids = &ids32[first])
+        {
+            float* o = output;
+            double c0 = ThreadCpuSeconds();
+            long t0 = Stopwatch.GetTimestamp();
+            int rc = s_peer(table.Format == RowFormat.Int8 ? 1 : 0, table.Dim, table.Base, ids, (nuint)count, p, pf, o, 0, bags);
+            seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            cpuSeconds = ThreadCpuSeconds() - c0;
+            if (rc != 0) throw new InvalidOperationException($"gather_bags refused D={table.Dim}");
+        }
+    }
+
+    // Per-batch ratios (C time / our time: > 1 means ours is faster), first batch dropped, median; and a
+    // check that both computed the same last batch.
+    private static void ReportPeer(EmbeddingTable table, int p, int pf, int bags, int perBatch, double[] ours, double[] oursCpu,
+        double[] peer, double[] peerCpu, ReadOnlySpan<float> output, ReadOnlySpan<float> peerOutput)
+    {
+        static double Median(IEnumerable<double> v)
+        {
+            double[] a = v.ToArray();
+            Array.Sort(a);
+            return a[a.Length / 2];
+        }
+        var batches = Enumerable.Range(1, ours.Length - 1).ToArray();
+        double wall = Median(batches.Select(n => peer[n] / ours[n])), cpu = Median(batches.Select(n => peerCpu[n] / oursCpu[n]));
+        double lo = batches.Min(n => peer[n] / ours[n]), hi = batches.Max(n => peer[n] / ours[n]);
+        float diff = 0;
+        for (int i = 0; i < output.Length; i++) diff = MathF.Max(diff, MathF.Abs(output[i] - peerOutput[i]));
+        string name = RowLayout.Name(table.Format);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"RESULT impl=c-inproc format={name} D={table.Dim} rowB={table.RowBytes} P={p} pf={pf} threads=1 bags={bags} " +
+            $"Mrows_s_med={perBatch / Median(peer[1..]) / 1e6:F2} Mrows_s_cpu_med={perBatch / Median(peerCpu[1..]) / 1e6:F2}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"RATIO ours/C format={name} D={table.Dim} P={p} pf={pf} wall_med={wall:F3} wall_min={lo:F3} wall_max={hi:F3} cpu_med={cpu:F3} " +
+            $"load={File.ReadAllText("/proc/loadavg").Split(' ')[0]} maxdiff={diff:G3}"));
     }
 
     // Same word pattern as gather.c (finite floats of moderate size), then a valid header per
@@ -156,7 +221,7 @@ public static unsafe partial class EmbeddingBagConsole
     }
 
     private sealed record Options(double Gib, int Dim, RowFormat[] Formats, int[] PoolingFactors, int[] PrefetchDistances,
-        bool NonTemporal, int Bags, int Batches, bool Weighted, bool Mean)
+        bool NonTemporal, int Bags, int Batches, bool Weighted, bool Mean, string Peer)
     {
         public static Options Parse(string[] args)
         {
@@ -183,7 +248,8 @@ public static unsafe partial class EmbeddingBagConsole
                 int.Parse(Get("bags", "16384"), CultureInfo.InvariantCulture),
                 int.Parse(Get("batches", "12"), CultureInfo.InvariantCulture),
                 Get("weights", "0") == "1",
-                Get("mean", "0") == "1");
+                Get("mean", "0") == "1",
+                Get("peer", ""));
             if (map.Count > 0) throw new ArgumentException($"unknown option(s): {string.Join(", ", map.Keys.Select(k => "--" + k))}");
             if (o.Batches < 2) throw new ArgumentException("--batches must be >= 2 (the first is discarded)");
             return o;

@@ -3,6 +3,8 @@
 // clock mostly measures the scheduler. Only meaningful with OMP_NUM_THREADS=1. Kernels are unchanged.
 // Random row-gather (embedding-bag sum pooling) bandwidth test.
 // gcc -O3 -march=native -fopenmp bench/peers/gather_cpu.c -o gather_cpu
+// As a library for the in-process, batch-by-batch interleaved comparison in `Recsys.Benchmarks embag --peer`
+// (same kernels, no main): gcc -O3 -march=native -shared -fPIC -DGATHER_LIB bench/peers/gather_cpu.c -o gather.so
 // Usage: ./gather MODE D HUGE THREADS_LIST P_LIST PF_LIST [TABLE_GIB] [BAGS_PER_BATCH=16384] [BATCHES=12]
 //   (lists are comma-separated; one table allocation is reused for all configs)
 //   MODE: f32 (row = D floats) | i8 (row = D uint8 + fp32 scale + fp32 bias, fbgemm-style rowwise)
@@ -100,6 +102,20 @@ F32_KERNEL(8)
 I8_KERNEL(4)
 I8_KERNEL(8)
 
+#ifdef GATHER_LIB
+// One thread, bags [b0, b1) of P ids each; returns 0, or -1 for a shape the kernels do not cover.
+int gather_bags(int i8, int D, const void *T, const uint32_t *idx, size_t nidx, int P, int pf, float *out, int b0, int b1) {
+  if (D != 64 && D != 128) return -1;
+  if (!i8) {
+    if (D == 64) bags_f32_4((const float *)T, idx, nidx, P, pf, out, b0, b1);
+    else bags_f32_8((const float *)T, idx, nidx, P, pf, out, b0, b1);
+  } else {
+    if (D == 64) bags_i8_4((const uint8_t *)T, idx, nidx, P, pf, out, b0, b1);
+    else bags_i8_8((const uint8_t *)T, idx, nidx, P, pf, out, b0, b1);
+  }
+  return 0;
+}
+#else
 static long anon_huge_kb(void) {
   FILE *f = fopen("/proc/self/smaps_rollup", "r");
   char line[256];
@@ -204,3 +220,4 @@ int main(int argc, char **argv) {
   fprintf(stderr, "chk=%g\n", chk);
   return 0;
 }
+#endif

@@ -4,11 +4,19 @@ Usage: python3 bench/peers/summarize_embag.py bench/embag-run.log"""
 import collections, re, statistics, sys
 
 runs = collections.defaultdict(lambda: collections.defaultdict(list))  # (impl, fmt, P, extra) -> metric -> [values]
+paired = collections.defaultdict(lambda: collections.defaultdict(list))  # (fmt, P, pf) -> metric -> [per-round ratio]
 for line in open(sys.argv[1]):
+    if "RATIO" in line:
+        kv = dict(re.findall(r"(\w+)=([^\s]+)", line))
+        for metric in ("wall_med", "cpu_med"):
+            paired[(kv["format"], int(kv["P"]), kv["pf"])][metric].append(float(kv[metric]))
+        continue
     if "RESULT" not in line:
         continue
     kv = dict(re.findall(r"(\w+)=([^\s]+)", line))
-    if line.startswith("C "):
+    if kv.get("impl") == "c-inproc":
+        impl, fmt, extra = "C in-process", kv["format"], f"pf={kv['pf']}"
+    elif line.startswith("C "):
         impl, fmt = "C gather", {"f32": "fp32", "i8": "int8"}[kv["mode"]]
         extra = f"pf={kv['pf']}"
     elif line.startswith("CS "):
@@ -46,3 +54,14 @@ for p in sorted({k[2] for k in med}):
         o8, c8 = best("ours", "int8", p, metric)[0], best("C gather", "int8", p, metric)[0]
         o4, o16 = best("ours", "int4", p, metric)[0], best("ours", "fp16", p, metric)[0]
         print(f"| {p} | {metric} | {o32 / c32:.2f} | {o32 / t_thp:.2f} | {o32 / t_4k:.2f} | {o8 / c8:.2f} | {o8 / o32:.2f} | {o4 / o32:.2f} | {o16 / o32:.2f} |")
+
+if paired:
+    print()
+    print("Interleaved in one process (ours and gather.c's kernel alternate batch by batch on the same table and ids):")
+    print("ours / C = median over rounds of the per-batch-median ratio (C time / our time; > 1 = ours faster).")
+    print()
+    print("| format | P | pf | ours / C wall (median; min-max over rounds) | ours / C CPU time (median; min-max) | rounds |")
+    print("|---|---|---|---|---|---|")
+    for k in sorted(paired, key=lambda k: (k[0], k[1], int(k[2]))):
+        w, c = paired[k]["wall_med"], paired[k]["cpu_med"]
+        print(f"| {k[0]} | {k[1]} | {k[2]} | {statistics.median(w):.2f} ({min(w):.2f}-{max(w):.2f}) | {statistics.median(c):.2f} ({min(c):.2f}-{max(c):.2f}) | {len(w)} |")

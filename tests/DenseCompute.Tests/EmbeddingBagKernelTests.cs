@@ -88,6 +88,94 @@ public class EmbeddingBagKernelTests
         }
     }
 
+    // Rows that fit one register pass (D a multiple of 16 up to 128; of 32 for int4) run every bag of a call
+    // in one loop: many short bags, runs of empty ones, prefetch reaching several bags ahead, and an
+    // output that starts off a cache line and ends right before a guard value.
+    [Theory]
+    [InlineData(16, 0)]
+    [InlineData(32, 3)]
+    [InlineData(64, 7)]
+    [InlineData(64, 0)]
+    [InlineData(96, 32)]
+    [InlineData(128, 5)]
+    [InlineData(48, 9)]
+    public void Many_short_bags_in_one_call_match_the_reference(int dim, int distance)
+    {
+        int saved = EmbeddingBag.PrefetchDistance;
+        try
+        {
+            EmbeddingBag.PrefetchDistance = distance;
+            var rng = new Random(dim * 31 + distance);
+            const int rows = 97, bags = 300;
+            float[] values = new float[rows * dim];
+            for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1);
+            int[] offsets = new int[bags + 1];
+            for (int b = 0; b < bags; b++) offsets[b + 1] = offsets[b] + (b % 50 < 5 ? 0 : rng.Next(0, 4)); // P = 0..3
+            long[] indices = new long[offsets[^1]];
+            for (int j = 0; j < indices.Length; j++) indices[j] = rng.Next(rows);
+            float[] weights = new float[indices.Length];
+            for (int j = 0; j < weights.Length; j++) weights[j] = (float)(rng.NextDouble() * 2 - 0.5);
+            foreach (RowFormat format in Enum.GetValues<RowFormat>())
+            {
+                using var table = EmbeddingTable.FromFloats(values, rows, dim, format);
+                foreach (Pooling pooling in Enum.GetValues<Pooling>())
+                {
+                    foreach (bool weighted in new[] { false, true })
+                    {
+                        ReadOnlySpan<float> w = weighted ? weights : default;
+                        float[] buffer = new float[3 + (bags * dim) + 1];
+                        buffer.AsSpan().Fill(float.NaN);
+                        buffer[^1] = 777f;
+                        Span<float> actual = buffer.AsSpan(3, bags * dim);
+                        EmbeddingBag.Pool(table, indices, offsets, w, pooling, actual);
+                        (double[] expected, double[] magnitude) = Reference(table, indices, offsets, w, pooling);
+                        for (int i = 0; i < actual.Length; i++)
+                        {
+                            Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-5 * magnitude[i] + 1e-6,
+                                $"{format} {pooling} weighted={weighted} D={dim} pf={distance} bag {i / dim} col {i % dim}: {actual[i]} vs {expected[i]}");
+                        }
+                        Assert.Equal(777f, buffer[^1]);
+                        Assert.True(float.IsNaN(buffer[2]), "the kernel wrote before the output");
+                    }
+                }
+            }
+        }
+        finally
+        {
+            EmbeddingBag.PrefetchDistance = saved;
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Non_temporal_prefetch_does_not_change_results(bool nonTemporal)
+    {
+        bool saved = EmbeddingBag.PrefetchNonTemporal;
+        try
+        {
+            EmbeddingBag.PrefetchNonTemporal = nonTemporal;
+            const int rows = 50, dim = 64;
+            float[] values = new float[rows * dim];
+            var rng = new Random(17);
+            for (int i = 0; i < values.Length; i++) values[i] = (float)rng.NextDouble();
+            long[] indices = Enumerable.Range(0, 120).Select(i => (long)((i * 13) % rows)).ToArray();
+            int[] offsets = { 0, 1, 1, 41, 120 };
+            foreach (RowFormat format in Enum.GetValues<RowFormat>())
+            {
+                using var table = EmbeddingTable.FromFloats(values, rows, dim, format);
+                float[] actual = new float[4 * dim];
+                EmbeddingBag.Pool(table, indices, offsets, default, Pooling.Sum, actual);
+                (double[] expected, double[] magnitude) = Reference(table, indices, offsets, default, Pooling.Sum);
+                for (int i = 0; i < actual.Length; i++) Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-5 * magnitude[i] + 1e-6, $"{format} {i}");
+            }
+        }
+        finally
+        {
+            EmbeddingBag.PrefetchNonTemporal = saved;
+        }
+    }
+
     [Fact]
     public void Zero_bags_write_nothing()
     {

@@ -19,12 +19,12 @@ internal unsafe interface IRowReader
     static abstract void RowScale(byte* row, int dim, out float multiplier, out float offset);
 
     /// <summary>16 codes from column <paramref name="col"/> (even) as fp32.</summary>
-    static abstract Vector512<float> Load512(byte* row, int col);
+    static abstract Vector512<float> Load512(byte* row, nint col);
 
     /// <summary>8 codes from column <paramref name="col"/> (even) as fp32.</summary>
-    static abstract Vector256<float> Load256(byte* row, int col);
+    static abstract Vector256<float> Load256(byte* row, nint col);
 
-    static abstract float LoadScalar(byte* row, int col);
+    static abstract float LoadScalar(byte* row, nint col);
 }
 
 internal unsafe struct Fp32Rows : IRowReader
@@ -39,13 +39,13 @@ internal unsafe struct Fp32Rows : IRowReader
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load512(byte* row, int col) => Vector512.Load((float*)row + col);
+    public static Vector512<float> Load512(byte* row, nint col) => Vector512.Load((float*)row + col);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load256(byte* row, int col) => Vector256.Load((float*)row + col);
+    public static Vector256<float> Load256(byte* row, nint col) => Vector256.Load((float*)row + col);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float LoadScalar(byte* row, int col) => ((float*)row)[col];
+    public static float LoadScalar(byte* row, nint col) => ((float*)row)[col];
 }
 
 internal unsafe struct Fp16Rows : IRowReader
@@ -60,15 +60,15 @@ internal unsafe struct Fp16Rows : IRowReader
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load512(byte* row, int col) =>
+    public static Vector512<float> Load512(byte* row, nint col) =>
         HalfBits.ToSingle(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)row + col)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load256(byte* row, int col) =>
+    public static Vector256<float> Load256(byte* row, nint col) =>
         HalfBits.ToSingle(Avx2.ConvertToVector256Int32((ushort*)row + col).AsUInt32());
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float LoadScalar(byte* row, int col) => HalfBits.ToSingle(Unsafe.ReadUnaligned<ushort>(row + 2 * col));
+    public static float LoadScalar(byte* row, nint col) => HalfBits.ToSingle(Unsafe.ReadUnaligned<ushort>(row + 2 * col));
 }
 
 /// <summary>FBGEMM fused 8-bit rowwise: D codes, fp32 scale, fp32 bias.</summary>
@@ -84,15 +84,15 @@ internal unsafe struct Int8Rows : IRowReader
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load512(byte* row, int col) =>
+    public static Vector512<float> Load512(byte* row, nint col) =>
         Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(row + col)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load256(byte* row, int col) =>
+    public static Vector256<float> Load256(byte* row, nint col) =>
         Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(row + col));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float LoadScalar(byte* row, int col) => row[col];
+    public static float LoadScalar(byte* row, nint col) => row[col];
 }
 
 /// <summary>FBGEMM fused 4-bit rowwise: ceil(D/2) bytes, low nibble first, fp16 scale, fp16 bias.</summary>
@@ -120,17 +120,17 @@ internal unsafe struct Int4Rows : IRowReader
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load512(byte* row, int col) =>
+    public static Vector512<float> Load512(byte* row, nint col) =>
         Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(
             Nibbles(Vector128.CreateScalar(Unsafe.ReadUnaligned<ulong>(row + (col >> 1))).AsByte())));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load256(byte* row, int col) =>
+    public static Vector256<float> Load256(byte* row, nint col) =>
         Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(
             Nibbles(Vector128.CreateScalar(Unsafe.ReadUnaligned<uint>(row + (col >> 1))).AsByte())));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float LoadScalar(byte* row, int col)
+    public static float LoadScalar(byte* row, nint col)
     {
         int b = row[col >> 1];
         return (col & 1) == 0 ? b & 0xF : b >> 4;

@@ -38,7 +38,8 @@ internal static unsafe class GemmDriver
         int kcMax = Math.Min(k, GemmLayout.KBlock);
         int mcMax = GemmLayout.TilesPerMBlock * maxRows;
         int mBlocks = (rows + mcMax - 1) / mcMax;
-        int packFloats = Math.Min(rows, mcMax) * S;
+        float* shared = p.PackedInput;
+        int packFloats = shared != null ? 0 : Math.Min(rows, mcMax) * S;
         float* packed = GemmWorkspace.Rent(packFloats + (maxRows * W));
         float* scratch = packed + packFloats;
         bool relu = p.Activation == Activation.Relu;
@@ -53,7 +54,8 @@ internal static unsafe class GemmDriver
             {
                 int mc = EvenShare(rows, mBlocks, block);
                 int tiles = (mc + maxRows - 1) / maxRows;
-                PackA(p.Input + ((long)mc0 * k) + k0, k, mc, kc, packed);
+                float* blockA = shared != null ? shared + (((long)(k0 / kcMax) * p.M) + mc0) * S : packed;
+                if (shared == null) PackA(p.Input + ((long)mc0 * k) + k0, k, mc, kc, packed);
 
                 for (int q = p0; q < p1;)
                 {
@@ -61,7 +63,7 @@ internal static unsafe class GemmDriver
                     bool pair = TK.WideMaxRows > 0 && q + 1 < p1 && (q + 2) * W <= n;
                     float* b0 = p.Panels + ((long)q * k * W) + ((long)k0 * W);
                     float* bias = p.Bias + (q * W);
-                    float* a = packed;
+                    float* a = blockA;
                     int row = mc0;
                     for (int t = 0; t < tiles; t++)
                     {
@@ -105,6 +107,19 @@ internal static unsafe class GemmDriver
     /// <summary>Share <paramref name="t"/> when <paramref name="rows"/> rows are dealt evenly to <paramref name="tiles"/> tiles or blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int EvenShare(int rows, int tiles, int t) => (rows / tiles) + (t < rows % tiles ? 1 : 0);
+
+    /// <summary>Floats <see cref="PackAll"/> writes for <paramref name="p"/>.</summary>
+    public static long PackedInputFloats(in GemmProblem p) =>
+        (long)((p.K + GemmLayout.KBlock - 1) / GemmLayout.KBlock) * p.M * GemmLayout.ARowStride;
+
+    /// <summary>Packs all of A in the layout of <see cref="GemmProblem.PackedInput"/>.</summary>
+    public static void PackAll(in GemmProblem p, float* dst)
+    {
+        for (int k0 = 0, kb = 0; k0 < p.K; k0 += GemmLayout.KBlock, kb++)
+        {
+            PackA(p.Input + k0, p.K, p.M, Math.Min(GemmLayout.KBlock, p.K - k0), dst + ((long)kb * p.M * GemmLayout.ARowStride));
+        }
+    }
 
     /// <summary>Copies a rows x kc block of row-major A to rows of stride <see cref="GemmLayout.ARowStride"/>.</summary>
     private static void PackA(float* src, int lda, int rows, int kc, float* dst)

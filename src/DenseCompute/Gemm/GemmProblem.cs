@@ -34,42 +34,75 @@ internal readonly unsafe struct GemmProblem
 
     public int PanelCount => GemmLayout.PanelCount(N);
 
+    /// <summary>
+    /// Packed A shared by every chunk of a panel split (null: each chunk packs its own rows):
+    /// K block kb holds rows 0..M-1 at stride <see cref="GemmLayout.ARowStride"/> from
+    /// <c>PackedInput + kb * M * ARowStride</c>.
+    /// </summary>
+    public float* PackedInput { get; private init; }
+
+    public GemmProblem WithPackedInput(float* packed) => this with { PackedInput = packed };
+
     /// <summary>The fewest rows a chunk gets when rows are split between threads.</summary>
     private const int RowsPerRowChunk = 128;
 
-    /// <summary>
-    /// How many chunks <paramref name="threads"/> threads claim. Tall batches get up to four
-    /// per thread (at least 128 rows each, so each still reuses the weights it streams): on a
-    /// shared machine a worker preempted mid-chunk then holds up only a small piece of the
-    /// call. Panel splits stay one per thread, since every panel chunk packs all of A.
-    /// </summary>
-    public int ChunkCount(int threads) =>
-        M >= RowsPerRowChunk * threads ? threads * Math.Clamp(M / (RowsPerRowChunk * threads), 1, 4) : threads;
+    /// <summary>Chunks per thread a split aims for when the shape allows.</summary>
+    private const int ChunksPerThread = 4;
 
     /// <summary>
-    /// The share of the work that part <paramref name="index"/> of <paramref name="parts"/> does.
-    /// A part that owns r rows streams all the weights for r multiply-adds per weight; with
-    /// two threads sharing L3 bandwidth that stays compute-bound only from about 128 rows on
-    /// (at 32-64 rows per part the top MLP ran 0.7x ORT on 2 threads). So tall batches split
-    /// rows (each part packs only its rows of A) and shorter ones split output panels (each
-    /// part streams only its share of the weights and packs all of A, which is small then).
+    /// How the work of <paramref name="threads"/> threads is cut: a grid of row parts x panel parts.
+    /// A part that owns r rows streams its panels once for r multiply-adds per weight; with two
+    /// threads sharing L3 bandwidth that stays compute-bound only from about 128 rows on (at 32-64
+    /// rows per part the top MLP ran 0.7x ORT on 2 threads). So tall batches split rows, shorter ones
+    /// split output panels only, and both aim for about four chunks per thread: chunks are claimed
+    /// dynamically, so when one thread is slowed (another process on its core, a late wake-up) the
+    /// other takes over the rest instead of the whole call waiting for half of it. Panel parts are cut
+    /// on panel pairs, which the short-tile kernel consumes two at a time.
     /// </summary>
-    public void Partition(int parts, int index, out int m0, out int m1, out int p0, out int p1)
+    public void Grid(int threads, out int rowParts, out int panelParts)
     {
         int panels = PanelCount;
-        if (M >= RowsPerRowChunk * parts || panels < parts)
-        {
-            m0 = (int)((long)M * index / parts);
-            m1 = (int)((long)M * (index + 1) / parts);
-            p0 = 0;
-            p1 = panels;
-        }
-        else
-        {
-            m0 = 0;
-            m1 = M;
-            p0 = (int)((long)panels * index / parts);
-            p1 = (int)((long)panels * (index + 1) / parts);
-        }
+        int target = ChunksPerThread * threads;
+        rowParts = M >= RowsPerRowChunk * threads ? threads * Math.Clamp(M / (RowsPerRowChunk * threads), 1, ChunksPerThread) : 1;
+        if (rowParts == 1 && panels < threads) rowParts = threads; // too few panels to share: split rows however few
+        int most = PanelUnits(threads, out _);
+        // Row parts pack their own rows of A for every panel part: keep >= 4 panels (128 outputs)
+        // per part so each packed value still feeds >= 128 multiply-adds.
+        if (rowParts > 1) most = Math.Min(most, Math.Max(1, panels / 4));
+        panelParts = Math.Clamp(target / rowParts, 1, most);
+    }
+
+    /// <summary>Panels are dealt in pairs when there are enough pairs for every thread, else singly.</summary>
+    private int PanelUnits(int threads, out int unit)
+    {
+        int panels = PanelCount;
+        unit = (panels + 1) / 2 >= threads ? 2 : 1;
+        return (panels + unit - 1) / unit;
+    }
+
+    /// <summary>How many chunks <paramref name="threads"/> threads claim.</summary>
+    public int ChunkCount(int threads)
+    {
+        Grid(threads, out int rowParts, out int panelParts);
+        return rowParts * panelParts;
+    }
+
+    /// <summary>True when every chunk covers all rows, so A is packed once and shared.</summary>
+    public bool SharesInput(int threads)
+    {
+        Grid(threads, out int rowParts, out int panelParts);
+        return rowParts == 1 && panelParts > 1;
+    }
+
+    /// <summary>The rows and panels chunk <paramref name="index"/> of <see cref="ChunkCount"/>(<paramref name="threads"/>) computes.</summary>
+    public void Partition(int threads, int index, out int m0, out int m1, out int p0, out int p1)
+    {
+        Grid(threads, out int rowParts, out int panelParts);
+        int row = index / panelParts, part = index % panelParts;
+        m0 = (int)((long)M * row / rowParts);
+        m1 = (int)((long)M * (row + 1) / rowParts);
+        int panels = PanelCount, units = PanelUnits(threads, out int unit);
+        p0 = Math.Min(panels, unit * (int)((long)units * part / panelParts));
+        p1 = Math.Min(panels, unit * (int)((long)units * (part + 1) / panelParts));
     }
 }

@@ -17,18 +17,19 @@ namespace Recsys.DenseCompute.Gemm;
 /// then sleep on an event. One multi-threaded call runs at a time; a concurrent caller
 /// computes alone.
 /// </remarks>
-internal static class GemmWorkers
+internal static unsafe class GemmWorkers
 {
     /// <summary>How long an idle worker polls for the next job before it sleeps.</summary>
     private static readonly long s_spinTicks = Stopwatch.Frequency / 10_000; // 100 us
 
     private static readonly Lock s_gate = new();
     private static readonly ManualResetEventSlim s_wake = new(false, 0);
-    private static Thread[] s_threads = [];
+    private static Thread[] s_workers = [];
 
     // The job. Fields are written before s_state publishes a new generation and read after it.
     private static GemmProblem s_problem;
     private static GemmPath s_path;
+    private static int s_threads;
     private static int s_chunks;
     private static long s_state; // generation << 32 | next chunk to claim
     private static int s_completed;
@@ -45,9 +46,19 @@ internal static class GemmWorkers
         try
         {
             EnsureWorkers(threads - 1);
-            s_problem = problem;
+            GemmProblem job = problem;
+            if (problem.SharesInput(threads))
+            {
+                // Every chunk covers all rows: pack A once here instead of once per chunk.
+                float* packed = GemmWorkspace.RentShared(checked((int)GemmDriver.PackedInputFloats(problem)));
+                GemmDriver.PackAll(problem, packed);
+                job = problem.WithPackedInput(packed);
+            }
+
+            s_problem = job;
             s_path = path;
-            s_chunks = problem.ChunkCount(threads);
+            s_threads = threads;
+            s_chunks = job.ChunkCount(threads);
             s_completed = 0;
             s_error = null;
             long generation = (Volatile.Read(ref s_state) >> 32) + 1;
@@ -71,6 +82,7 @@ internal static class GemmWorkers
         // Snapshot before claiming: a successful claim proves these belong to the same generation.
         GemmProblem problem = s_problem;
         GemmPath path = s_path;
+        int threads = s_threads;
         int chunks = s_chunks;
         while (true)
         {
@@ -80,7 +92,7 @@ internal static class GemmWorkers
             if (Interlocked.CompareExchange(ref s_state, state + 1, state) != state) continue;
             try
             {
-                problem.Partition(chunks, next, out int m0, out int m1, out int p0, out int p1);
+                problem.Partition(threads, next, out int m0, out int m1, out int p0, out int p1);
                 GemmDriver.Run(problem, path, m0, m1, p0, p1);
             }
             catch (Exception e)
@@ -94,16 +106,16 @@ internal static class GemmWorkers
 
     private static void EnsureWorkers(int count)
     {
-        if (s_threads.Length >= count) return;
+        if (s_workers.Length >= count) return;
         var threads = new Thread[count];
-        s_threads.CopyTo(threads, 0);
-        for (int i = s_threads.Length; i < count; i++)
+        s_workers.CopyTo(threads, 0);
+        for (int i = s_workers.Length; i < count; i++)
         {
             threads[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"gemm-worker-{i + 1}" };
             threads[i].Start();
         }
 
-        s_threads = threads;
+        s_workers = threads;
     }
 
     private static void WorkerLoop()
