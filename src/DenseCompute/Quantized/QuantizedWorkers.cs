@@ -47,6 +47,7 @@ internal static class QuantizedWorkers
     private static QuantizedJob s_job;
     private static GemmProblem s_shape;
     private static int s_chunks;
+    private static int s_callThreads; // the thread count the split was cut for (GemmProblem.Partition takes it)
     private static long s_state; // generation << 32 | next chunk to claim
     private static int s_completed;
     private static Exception? s_error;
@@ -77,6 +78,7 @@ internal static class QuantizedWorkers
             s_job = job;
             s_shape = shape;
             s_chunks = shape.ChunkCount(threads);
+            s_callThreads = threads;
             s_completed = 0;
             s_error = null;
             long generation = (Volatile.Read(ref s_state) >> 32) + 1;
@@ -101,6 +103,7 @@ internal static class QuantizedWorkers
         QuantizedJob job = s_job;
         GemmProblem shape = s_shape;
         int chunks = s_chunks;
+        int threads = s_callThreads;
         while (true)
         {
             long state = Volatile.Read(ref s_state);
@@ -109,7 +112,7 @@ internal static class QuantizedWorkers
             if (Interlocked.CompareExchange(ref s_state, state + 1, state) != state) continue;
             try
             {
-                shape.Partition(chunks, next, out int m0, out int m1, out int p0, out int p1);
+                shape.Partition(threads, next, out int m0, out int m1, out int p0, out int p1);
                 job.Layer.RunPart(job, m0, m1, p0, p1);
             }
             catch (Exception e)
