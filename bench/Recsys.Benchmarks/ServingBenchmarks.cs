@@ -106,10 +106,26 @@ public class ServingBenchmarks
     /// <summary>4 requests of 128 samples per invocation (torch_dlrm.py --batch 128 --batches 4): BenchmarkDotNet reports time per sample.</summary>
     private int Samples => _inputs.Sum(i => i.Batch);
 
-    [Benchmark(OperationsPerInvoke = 512, Description = "engine: shard grains + dense")]
+    [Benchmark(OperationsPerInvoke = 512, Description = "engine: resident shards pooled in place + dense")]
     public async Task Engine()
     {
+        _model.ReadLocalShardsInPlace = true;
         foreach (RankInput input in _inputs) await RankingEngine.RunAsync(_model, LookupBatch.Merge([input], _model.Spec.DenseFeatures));
+    }
+
+    /// <summary>The path before in-place pooling: one grain call per touched shard, for the before/after ratio in the same run.</summary>
+    [Benchmark(OperationsPerInvoke = 512, Description = "engine: one grain call per shard + dense")]
+    public async Task EngineGrainCalls()
+    {
+        _model.ReadLocalShardsInPlace = false;
+        try
+        {
+            foreach (RankInput input in _inputs) await RankingEngine.RunAsync(_model, LookupBatch.Merge([input], _model.Spec.DenseFeatures));
+        }
+        finally
+        {
+            _model.ReadLocalShardsInPlace = true;
+        }
     }
 
     [Benchmark(OperationsPerInvoke = 512, Description = "whole model in one process (recsys rank)")]
@@ -136,7 +152,7 @@ public class ServingBenchmarks
         }));
     }
 
-    private static byte[] ToMessagePack(JsonNode body)
+    internal static byte[] ToMessagePack(JsonNode body)
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);

@@ -81,6 +81,81 @@ public sealed class RankingApiTests(RouterCluster cluster)
     [Fact]
     public async Task Context_and_candidates_score_as_the_expanded_request()
     {
+        (JsonObject expanded, JsonObject contextForm) = ContextFormOfDot();
+
+        var (fullStatus, fullBody, _) = await PostJsonAsync(cluster.Http, "/v1/models/dot/rank", expanded.ToJsonString());
+        var (ctxStatus, ctxBody, _) = await PostJsonAsync(cluster.Http, "/v1/models/dot/rank", contextForm.ToJsonString());
+
+        Assert.Equal(HttpStatusCode.OK, fullStatus);
+        Assert.Equal(HttpStatusCode.OK, ctxStatus);
+        float[] fromFull = Flatten(fullBody!["scores"]!);
+        AssertClose(fromFull, Flatten(ctxBody!["scores"]!), SameModelTolerance);
+        AssertClose(ScoreInProcess("dot", expanded.ToJsonString()), fromFull, SameModelTolerance);
+    }
+
+    [Fact]
+    public async Task MessagePack_context_and_candidates_score_as_the_expanded_request()
+    {
+        (JsonObject expanded, JsonObject contextForm) = ContextFormOfDot();
+        contextForm["version"] = 1;
+
+        var (fullStatus, _, full) = await PostAsync(cluster.Http, "/v1/models/dot/rank", ToMessagePack(expanded), "application/x-msgpack", accept: "application/x-msgpack");
+        var (ctxStatus, _, ctx) = await PostAsync(cluster.Http, "/v1/models/dot/rank", ToMessagePack(contextForm), "application/x-msgpack", accept: "application/x-msgpack");
+
+        Assert.Equal(HttpStatusCode.OK, fullStatus);
+        Assert.Equal(HttpStatusCode.OK, ctxStatus);
+        float[] fromFull = ReadMessagePackScores(await full.Content.ReadAsByteArrayAsync()).Scores;
+        var (model, version, fromContext) = ReadMessagePackScores(await ctx.Content.ReadAsByteArrayAsync());
+        Assert.Equal(("dot", "1"), (model, version));
+        Assert.Equal(expanded["dense"]!.AsArray().Count, fromContext.Length);
+        AssertClose(fromFull, fromContext, SameModelTolerance);
+        AssertClose(ScoreInProcess("dot", expanded.ToJsonString()), fromContext, SameModelTolerance);
+    }
+
+    public static TheoryData<string, int, string> BadMessagePackContextForms => new()
+    {
+        // JSON written as MessagePack by the test: body, status, field the error must name
+        { "{\"context\": {\"sparse\": {\"C1\": [1]}}, \"candidates\": {\"dense\": [[1, 2, 3, 4, 5]], \"sparse\": {\"C1\": [[1]], \"C2\": [[2]], \"C3\": [[3]]}}}", 400, "candidates.sparse.C1" },
+        { "{\"context\": {\"dense\": [1, 2], \"sparse\": {\"C1\": [99]}}, \"candidates\": {\"dense\": [[3, 4, 5]], \"sparse\": {\"C2\": [[2]], \"C3\": [[3]]}}}", 422, "context.sparse.C1[0]" },
+        { "{\"context\": {\"dense\": [1, 2], \"sparse\": {\"C1\": [1]}}, \"candidates\": {\"dense\": [[3, 4]], \"sparse\": {\"C2\": [[2]], \"C3\": [[3]]}}}", 400, "candidates.dense[0]" },
+        { "{\"context\": {\"dense\": [1, 2], \"sparse\": {\"C1\": [1]}}, \"candidates\": {\"dense\": [[3, 4, 5], [3, 4, 5]], \"sparse\": {\"C2\": [[2]], \"C3\": [[3], [4]]}}}", 400, "candidates.sparse.C2" },
+        { "{\"context\": {\"dense\": [1, 2], \"sparse\": {\"C1\": [1, \"x\"]}}, \"candidates\": {\"dense\": [[3, 4, 5]], \"sparse\": {\"C2\": [[2]], \"C3\": [[3]]}}}", 400, "context.sparse.C1[1]" },
+        { "{\"context\": {\"dense\": [1, 2], \"sparse\": {\"C1\": [1]}}, \"candidates\": {\"dense\": [[3, 4, 5]], \"sparse\": {\"C2\": [[2]], \"C3\": [[3]], \"C7\": [[3]]}}}", 400, "candidates.sparse.C7" },
+        { "{\"context\": {\"dense\": [1, 2], \"sparse\": {\"C1\": [1]}, \"extra\": 1}, \"candidates\": {\"dense\": [[3, 4, 5]], \"sparse\": {\"C2\": [[2]], \"C3\": [[3]]}}}", 400, "context.extra" },
+        { "{\"context\": [1], \"candidates\": {\"dense\": [[3, 4, 5]]}}", 400, "context" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadMessagePackContextForms))]
+    public async Task Bad_messagepack_context_forms_name_the_field_and_the_server_keeps_serving(string json, int status, string field)
+    {
+        var (actual, error, _) = await PostAsync(cluster.Http, "/v1/models/dot/rank", ToMessagePack(JsonNode.Parse(json)!), "application/x-msgpack");
+
+        Assert.Equal(status, (int)actual);
+        Assert.Equal(field, error!["field"]!.GetValue<string>());
+        Assert.StartsWith(field + ":", error["error"]!.GetValue<string>(), StringComparison.Ordinal);
+        var (okStatus, body, _) = await PostJsonAsync(cluster.Http, "/v1/models/dot/rank", Request("dot"));
+        Assert.Equal(HttpStatusCode.OK, okStatus);
+        AssertClose(Expected("dot"), Flatten(body!["scores"]!), PyTorchTolerance);
+    }
+
+    [Fact]
+    public async Task A_messagepack_context_form_with_a_nan_names_the_value()
+    {
+        byte[] body = ToMessagePack(JsonNode.Parse("{\"context\": {\"dense\": [1.5, 2], \"sparse\": {\"C1\": [1]}}, \"candidates\": {\"dense\": [[3, 4, 5]], \"sparse\": {\"C2\": [[2]], \"C3\": [[3]]}}}")!);
+        // 1.5 is float64 0x3FF8000000000000: patch its bytes into a NaN.
+        int at = body.AsSpan().IndexOf((ReadOnlySpan<byte>)[0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]);
+        body[at + 1] = 0x7f;
+
+        var (actual, error, _) = await PostAsync(cluster.Http, "/v1/models/dot/rank", body, "application/x-msgpack");
+
+        Assert.Equal(400, (int)actual);
+        Assert.Equal("context.dense[0]", error!["field"]!.GetValue<string>());
+    }
+
+    /// <summary>The dot fixture's request, and the same samples as one context (dense 0-1, table C1) and candidates.</summary>
+    private static (JsonObject Expanded, JsonObject ContextForm) ContextFormOfDot()
+    {
         // The user side (dense features 0-1, table C1) is shared; candidates differ in the rest.
         JsonNode full = JsonNode.Parse(Request("dot"))!;
         JsonArray dense = full["dense"]!.AsArray(), c2 = full["sparse"]!["C2"]!.AsArray(), c3 = full["sparse"]!["C3"]!.AsArray();
@@ -107,15 +182,7 @@ public sealed class RankingApiTests(RouterCluster cluster)
                 ["sparse"] = new JsonObject { ["C2"] = c2.DeepClone(), ["C3"] = c3.DeepClone() },
             },
         };
-
-        var (fullStatus, fullBody, _) = await PostJsonAsync(cluster.Http, "/v1/models/dot/rank", expanded.ToJsonString());
-        var (ctxStatus, ctxBody, _) = await PostJsonAsync(cluster.Http, "/v1/models/dot/rank", contextForm.ToJsonString());
-
-        Assert.Equal(HttpStatusCode.OK, fullStatus);
-        Assert.Equal(HttpStatusCode.OK, ctxStatus);
-        float[] fromFull = Flatten(fullBody!["scores"]!);
-        AssertClose(fromFull, Flatten(ctxBody!["scores"]!), SameModelTolerance);
-        AssertClose(ScoreInProcess("dot", expanded.ToJsonString()), fromFull, SameModelTolerance);
+        return (expanded, contextForm);
     }
 
     [Fact]

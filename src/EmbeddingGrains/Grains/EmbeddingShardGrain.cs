@@ -23,11 +23,14 @@ internal sealed partial class EmbeddingShardGrain(
     IOptions<EmbeddingShardOptions> options,
     SiloRowBudget budget,
     ShardLoadProgress progress,
+    LocalResidentShards residentShards,
     ILocalSiloDetails silo,
     ILogger<EmbeddingShardGrain> logger) : Grain, IEmbeddingShardGrain
 {
     private readonly EmbeddingShardOptions _options = options.Value;
     private EmbeddingShard? _shard;
+    // Set while a co-hosted front end may pool this (resident) shard in place; see LocalResidentShards.
+    private ResidentShardReader? _reader;
     private long _grant;
     private bool _recovered;
     private string _key = "";
@@ -87,12 +90,14 @@ internal sealed partial class EmbeddingShardGrain(
             throw;
         }
         _shard = shard;
+        if (shard.IsResident) OpenToLocalReaders(shard);
         this.RegisterGrainTimer(CheckpointIfDirtyAsync, new GrainTimerCreationOptions(_options.CheckpointInterval, _options.CheckpointInterval) { Interleave = false, KeepAlive = false });
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         if (_shard is null) return;
+        CloseToLocalReaders();
         try
         {
             if (_shard.HasUncheckpointedWrites) await _shard.CheckpointAsync();
@@ -125,8 +130,40 @@ internal sealed partial class EmbeddingShardGrain(
         ArgumentNullException.ThrowIfNull(upsert);
         if (upsert.Ids is null || upsert.Values is null) throw new ArgumentException("Ids and Values must not be null", nameof(upsert));
         EmbeddingShard shard = _shard!;
-        if (upsert.Ids.Length <= InlineUpsertRows) shard.Upsert(upsert.Ids, upsert.Values);
-        else await Task.Run(() => shard.Upsert(upsert.Ids, upsert.Values));
+        ResidentShardReader? reader = _reader;
+        void Write()
+        {
+            if (reader is null) shard.Upsert(upsert.Ids, upsert.Values);
+            else reader.Exclusive(() => shard.Upsert(upsert.Ids, upsert.Values));
+        }
+        if (upsert.Ids.Length <= InlineUpsertRows) Write();
+        else await Task.Run(Write);
+    }
+
+    /// <summary>How often a shard read in place checks whether it was read (and so must stay active).</summary>
+    private static readonly TimeSpan LocalReadKeepAlive = TimeSpan.FromMinutes(1);
+
+    private void OpenToLocalReaders(EmbeddingShard shard)
+    {
+        _reader = new ResidentShardReader(shard);
+        residentShards.Add(_key, _reader);
+        // Reads in place send no grain calls, so Orleans would see the shard idle and collect it.
+        this.RegisterGrainTimer(KeepAliveWhileReadLocally, new GrainTimerCreationOptions(LocalReadKeepAlive, LocalReadKeepAlive) { Interleave = true, KeepAlive = false });
+    }
+
+    private Task KeepAliveWhileReadLocally(CancellationToken cancellationToken)
+    {
+        if (_reader is { } reader && reader.TakeReads() > 0) DelayDeactivation(LocalReadKeepAlive * 3);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Unlisted first (no new readers), then waits for the reads in flight: the shard's memory is freed after.</summary>
+    private void CloseToLocalReaders()
+    {
+        if (_reader is not { } reader) return;
+        residentShards.Remove(_key, reader);
+        reader.Close();
+        _reader = null;
     }
 
     public Task<ShardStatus> GetStatus()

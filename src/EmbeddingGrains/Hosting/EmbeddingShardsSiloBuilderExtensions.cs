@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 using Recsys.EmbeddingGrains.Loading;
 using Recsys.EmbeddingGrains.Placement;
+using Recsys.EmbeddingGrains.Serving;
 
 namespace Recsys.EmbeddingGrains.Hosting;
 
@@ -24,6 +25,7 @@ public static class EmbeddingShardsSiloBuilderExtensions
         builder.Services.Configure(configure);
         builder.Services.AddSingleton<ShardLoadProgress>();
         builder.Services.AddSingleton<SiloRowBudget>();
+        builder.Services.AddSingleton<LocalResidentShards>();
         builder.Services.AddPlacementDirector<EmbeddingRolePlacement, EmbeddingRolePlacementDirector>();
         builder.Services.AddPlacementDirector<ShardHostPlacement, ShardHostPlacementDirector>();
         return builder;

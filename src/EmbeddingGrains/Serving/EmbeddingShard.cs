@@ -83,11 +83,25 @@ public sealed class EmbeddingShard : IDisposable
         RequestValidation.ValidateCsr(ids.Length, offsets, weights);
         long rows = Map.Rows;
         int shards = Map.Shards;
-        for (int j = 0; j < ids.Length; j++)
+        if (System.Numerics.BitOperations.IsPow2(shards))
         {
-            long id = ids[j];
-            if ((ulong)id >= (ulong)rows) RequestValidation.ThrowIdOutOfRange(j, id, rows);
-            if (id % shards != Shard) ThrowWrongShard(j, id);
+            // A mask instead of a 64-bit division per id (shard counts are usually powers of two).
+            long mask = shards - 1;
+            for (int j = 0; j < ids.Length; j++)
+            {
+                long id = ids[j];
+                if ((ulong)id >= (ulong)rows) RequestValidation.ThrowIdOutOfRange(j, id, rows);
+                if ((id & mask) != Shard) ThrowWrongShard(j, id);
+            }
+        }
+        else
+        {
+            for (int j = 0; j < ids.Length; j++)
+            {
+                long id = ids[j];
+                if ((ulong)id >= (ulong)rows) RequestValidation.ThrowIdOutOfRange(j, id, rows);
+                if (id % shards != Shard) ThrowWrongShard(j, id);
+            }
         }
         int needed = (offsets.Length - 1) * Dim;
         if (output.Length < needed) throw new ArgumentException($"output holds {output.Length} floats, {offsets.Length - 1} bags x {Dim} need {needed}", nameof(output));
@@ -107,7 +121,15 @@ public sealed class EmbeddingShard : IDisposable
         try
         {
             int shards = Map.Shards;
-            for (int j = 0; j < ids.Length; j++) slots[j] = ids[j] / shards;
+            if (System.Numerics.BitOperations.IsPow2(shards))
+            {
+                int shift = System.Numerics.BitOperations.Log2((uint)shards);
+                for (int j = 0; j < ids.Length; j++) slots[j] = ids[j] >> shift;
+            }
+            else
+            {
+                for (int j = 0; j < ids.Length; j++) slots[j] = ids[j] / shards;
+            }
             EmbeddingBag.Pool(_resident!.Base, Slots, Dim, Format, slots.AsSpan(0, ids.Length), offsets, weights, Pooling.Sum, output);
         }
         finally

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Recsys.DenseCompute.Models;
 using Recsys.EmbeddingGrains.Loading;
+using Recsys.EmbeddingGrains.Serving;
 using Recsys.Router.Http;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
@@ -81,7 +82,7 @@ public sealed class RecsysServer : IAsyncDisposable
         builder.Services.AddSingleton<ServingMetrics>();
         if (options.Role.HasFlag(SiloRole.Frontend))
         {
-            builder.Services.AddSingleton(sp => new ModelRegistry(repository, sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ServingMetrics>(), options.Batching, sp.GetRequiredService<ComputeScheduler>()));
+            builder.Services.AddSingleton(sp => new ModelRegistry(repository, sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<ServingMetrics>(), options.Batching, sp.GetRequiredService<ComputeScheduler>(), sp.GetService<LocalResidentShards>()));
             builder.Services.AddSingleton<RankHandler>();
             builder.Services.AddSingleton(repository);
             builder.Services.AddSingleton(_ => new ComputeScheduler(options.ComputeWorkers, options.Scheduler));

@@ -26,7 +26,7 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         MessagePack,
     }
 
-    /// <summary>POST /v1/models/{name}/rank: the JSON or MessagePack body, or the context-and-candidates JSON form.</summary>
+    /// <summary>POST /v1/models/{name}/rank: the JSON or MessagePack body, or the context-and-candidates form in either.</summary>
     public Task RankAsync(HttpContext context, string name) => ServeAsync(context, name, kserve: false);
 
     /// <summary>POST /v2/models/{name}/infer and /v2/models/{name}/versions/{version}/infer.</summary>
@@ -51,6 +51,11 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
             {
                 model = await registry.AcquireAsync(name, pathVersion, deadline.Token).ConfigureAwait(false);
                 input = RankInput.From(KServeInferReader.Parse(body.Memory, model.Spec, options.MaxRequestSamples, out kserveId));
+            }
+            else if (wire == Wire.MessagePack && MessagePackContextReader.IsContextForm(body.Memory, out string? packedVersion))
+            {
+                model = await registry.AcquireAsync(name, packedVersion, deadline.Token).ConfigureAwait(false);
+                input = MessagePackContextReader.Parse(body.Memory, model.Spec, options.MaxRequestSamples);
             }
             else if (wire == Wire.MessagePack)
             {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Models;
+using Recsys.EmbeddingGrains.Serving;
 using Recsys.Router.Batching;
 using Recsys.Router.Metrics;
 using Recsys.Router.Scheduling;
@@ -25,13 +26,16 @@ public sealed class ModelRegistry : IAsyncDisposable
     private readonly IGrainFactory _grains;
     private readonly ServingMetrics _metrics;
     private readonly BatchingOptions _batching;
+    private readonly LocalResidentShards? _localShards;
     private readonly ConcurrentDictionary<string, ModelEntry> _models = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _loadLock = new(1, 1);
 
     /// <param name="scheduler">The front end's compute scheduler: every model's batches run their CPU work as Ranking units on it.</param>
-    public ModelRegistry(ModelRepository repository, IGrainFactory grains, ServingMetrics metrics, BatchingOptions batching, ComputeScheduler? scheduler = null)
+    /// <param name="localShards">This silo's resident shards, when it hosts shards: their lookups are pooled in place.</param>
+    public ModelRegistry(ModelRepository repository, IGrainFactory grains, ServingMetrics metrics, BatchingOptions batching, ComputeScheduler? scheduler = null, LocalResidentShards? localShards = null)
     {
         _repository = repository;
+        _localShards = localShards;
         _grains = grains;
         _metrics = metrics;
         // The engine takes its own slots around the dense steps, so shard lookups hold no compute worker.
@@ -128,7 +132,7 @@ public sealed class ModelRegistry : IAsyncDisposable
         {
             dense = DlrmDense.Load(spec, weights);
         }
-        var model = new ServedModel(name, version, spec, dense, _grains, _metrics.For(name), _batching);
+        var model = new ServedModel(name, version, spec, dense, _grains, _metrics.For(name), _batching, _localShards);
         await model.WarmUpAsync(progress, cancel).ConfigureAwait(false);
         return model;
     }

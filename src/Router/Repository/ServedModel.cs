@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.DenseCompute.Models;
 using Recsys.EmbeddingGrains.Contracts;
+using Recsys.EmbeddingGrains.Serving;
 using Recsys.Router.Batching;
 using Recsys.Router.Metrics;
 using Recsys.Router.Serving;
@@ -17,14 +18,17 @@ namespace Recsys.Router.Repository;
 public sealed class ServedModel
 {
     private readonly IEmbeddingShardGrain[][] _shards;
+    private readonly string[][] _shardKeys;
+    private readonly LocalResidentShards? _localShards;
     private readonly IGrainFactory _grains;
     private readonly ConcurrentDictionary<SiloAddress, IShardHostGrain> _hosts = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Starts at 1: the registry's own reference, dropped by Retire.
     private int _leases = 1;
 
-    public ServedModel(string name, string version, DlrmSpec spec, DlrmDense dense, IGrainFactory grains, ModelMetrics metrics, BatchingOptions batching)
+    public ServedModel(string name, string version, DlrmSpec spec, DlrmDense dense, IGrainFactory grains, ModelMetrics metrics, BatchingOptions batching, LocalResidentShards? localShards = null)
     {
+        _localShards = localShards;
         Name = name;
         Version = version;
         Spec = spec;
@@ -32,9 +36,8 @@ public sealed class ServedModel
         Metrics = metrics;
         _grains = grains;
         Locations = new ShardLocations(spec.Tables.Select(t => t.Shards).ToArray());
-        _shards = spec.Tables
-            .Select(t => Enumerable.Range(0, t.Shards).Select(s => grains.GetGrain<IEmbeddingShardGrain>(ShardKey.Format(name, version, t.Name, s))).ToArray())
-            .ToArray();
+        _shardKeys = spec.Tables.Select(t => Enumerable.Range(0, t.Shards).Select(s => ShardKey.Format(name, version, t.Name, s)).ToArray()).ToArray();
+        _shards = _shardKeys.Select(keys => keys.Select(k => grains.GetGrain<IEmbeddingShardGrain>(k)).ToArray()).ToArray();
         Batcher = new ModelBatcher(this, batching);
     }
 
@@ -59,6 +62,16 @@ public sealed class ServedModel
     public ShardLocations Locations { get; }
 
     public IEmbeddingShardGrain Shard(int table, int shard) => _shards[table][shard];
+
+    /// <summary>
+    /// Pool resident shards active on this silo in place (<see cref="LocalShard"/>) instead of calling
+    /// their grains. On by default; RECSYS_LOCAL_SHARD_READS=0 turns it off (benchmarks compare both).
+    /// </summary>
+    public bool ReadLocalShardsInPlace { get; set; } = Environment.GetEnvironmentVariable("RECSYS_LOCAL_SHARD_READS") != "0";
+
+    /// <summary>The in-place reader of a shard when it is resident and active on this silo, else null (call its grain).</summary>
+    public ResidentShardReader? LocalShard(int table, int shard) =>
+        ReadLocalShardsInPlace && _localShards is { } local ? local.Find(_shardKeys[table][shard]) : null;
 
     /// <summary>The lookup entry of <paramref name="silo"/>: takes all of a batch's slices for that silo in one message.</summary>
     public IShardHostGrain Host(SiloAddress silo) =>

@@ -17,8 +17,9 @@ public static class LookupFanOut
 {
     private readonly record struct Slice(int Table, int Shard, PooledLookupRequest Request);
 
+    /// <param name="pooledLocally">Tables the caller pools in place (<see cref="LocalPooling"/>): no call is sent for them and their partials stay null.</param>
     /// <returns>partials[t][s]: shard s's partial sums for table t; null when shard s got no ids.</returns>
-    public static async Task<PooledLookupResult?[][]> RunAsync(ServedModel model, LookupBatch batch, CancellationToken giveUp)
+    public static async Task<PooledLookupResult?[][]> RunAsync(ServedModel model, LookupBatch batch, CancellationToken giveUp, bool[]? pooledLocally = null)
     {
         TableSpec[] tables = model.Spec.Tables;
         var partials = new PooledLookupResult?[tables.Length][];
@@ -26,6 +27,7 @@ public static class LookupFanOut
         for (int t = 0; t < tables.Length; t++)
         {
             partials[t] = new PooledLookupResult?[tables[t].Shards];
+            if (pooledLocally is not null && pooledLocally[t]) continue;
             PooledLookupRequest?[] perShard = ShardSplitter.Split(batch.Tables[t], tables[t].Rows, tables[t].Shards);
             for (int s = 0; s < perShard.Length; s++)
             {

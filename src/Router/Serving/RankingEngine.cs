@@ -27,8 +27,11 @@ public static class RankingEngine
         ModelMetrics metrics = model.Metrics;
         long started = Stopwatch.GetTimestamp();
 
-        // Fan-out first so the shards work while this thread runs the bottom MLP.
-        Task<PooledLookupResult?[][]> lookups = LookupFanOut.RunAsync(model, batch, giveUp);
+        // Fan-out first so the shards work while this thread runs the bottom MLP; tables resident
+        // on this silo are pooled in place by a helper, then by this thread once the MLP is done.
+        LocalPooling? local = LocalPooling.Claim(model, batch);
+        Task<PooledLookupResult?[][]> lookups = LookupFanOut.RunAsync(model, batch, giveUp, local?.IsLocal);
+        local?.Start();
 
         // The dense steps hold a Ranking slot of the compute scheduler; the shard wait between them holds none.
         float[] bottomOut = new float[n * spec.BottomOutput];
@@ -41,6 +44,14 @@ public static class RankingEngine
         }
 
         PooledLookupResult?[][] partials = await lookups.ConfigureAwait(false);
+        if (local is not null)
+        {
+            PooledLookupResult?[][] pooledHere = await local.FinishAsync(giveUp).ConfigureAwait(false);
+            for (int t = 0; t < tables.Length; t++)
+            {
+                if (local.IsLocal[t]) partials[t] = pooledHere[t];
+            }
+        }
         metrics.Observe(Stage.Lookup, Stopwatch.GetElapsedTime(started));
 
         float[] scores = new float[n * spec.Events];
@@ -48,6 +59,7 @@ public static class RankingEngine
         {
             long topStart = Stopwatch.GetTimestamp();
             float[] pooled = ReducePartials(tables, batch, partials);
+            local?.ReturnBuffers();
             model.Dense.Top(bottomOut, pooled, n, scores);
             ArrayPool<float>.Shared.Return(pooled);
             metrics.Observe(Stage.Dense, bottomTime + Stopwatch.GetElapsedTime(topStart));

@@ -1,0 +1,166 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Recsys.DenseCompute.Dlrm;
+using Recsys.EmbeddingGrains.Contracts;
+using Recsys.EmbeddingGrains.Serving;
+using Recsys.Router.Hosting;
+using Recsys.Router.Repository;
+using Recsys.Router.Serving;
+using static Recsys.Router.Tests.HttpHelpers;
+
+namespace Recsys.Router.Tests;
+
+/// <summary>
+/// One node with every role: the front end pools the resident shards of its own silo in place
+/// (LocalPooling) instead of calling their grains. Scores must equal the grain-call path exactly
+/// (same partial sums, added in the same order) and the PyTorch fixtures; an upsert through the
+/// grain is seen by in-place reads whole, never half-written.
+/// </summary>
+public sealed class RankingApiLocalShardTests(LocalShardNode node) : IClassFixture<LocalShardNode>
+{
+    private const float PyTorchTolerance = 2e-5f;
+
+    [Theory]
+    [InlineData("dot")]
+    [InlineData("weighted")]
+    [InlineData("mean")]
+    public async Task Scores_pooled_in_place_equal_grain_calls_and_the_pytorch_fixture(string fixture)
+    {
+        ServedModel model = await node.Server.Registry!.AcquireAsync(fixture, null);
+        try
+        {
+            RankBatch batch = new RankRequestJson(model.Spec).Parse(Encoding.UTF8.GetBytes(Request(fixture)));
+            LookupBatch lookup = LookupBatch.Merge([RankInput.From(batch)], model.Spec.DenseFeatures);
+            for (int t = 0; t < model.Spec.Tables.Length; t++)
+            {
+                for (int s = 0; s < model.Spec.Tables[t].Shards; s++) Assert.NotNull(model.LocalShard(t, s));
+            }
+
+            long calls = model.Metrics.DirectShardCalls;
+            float[] inPlace = await RankingEngine.RunAsync(model, lookup);
+            Assert.Equal(calls, model.Metrics.DirectShardCalls);
+
+            model.ReadLocalShardsInPlace = false;
+            float[] viaGrains = await RankingEngine.RunAsync(model, lookup);
+            Assert.True(model.Metrics.DirectShardCalls > calls, "with in-place reads off the engine must call the shard grains");
+
+            Assert.Equal(viaGrains, inPlace);
+            AssertClose(Expected(fixture), inPlace, PyTorchTolerance);
+        }
+        finally
+        {
+            model.ReadLocalShardsInPlace = true;
+            model.Release();
+        }
+    }
+
+    [Fact]
+    public async Task Upserts_through_the_grain_are_read_in_place_whole()
+    {
+        // C3 has 4 shards: row 5 lives in shard 1 (5 mod 4).
+        string key = ShardKey.Format(LocalShardNode.UpsertModel, "1", "C3", 1);
+        IEmbeddingShardGrain grain = node.Server.Services.GetRequiredService<IGrainFactory>().GetGrain<IEmbeddingShardGrain>(key);
+        await grain.GetStatus();
+        ResidentShardReader reader = node.Server.Services.GetRequiredService<LocalResidentShards>().Find(key)
+            ?? throw new InvalidOperationException($"shard {key} is not listed as resident on the node");
+        var original = new float[4];
+        Assert.True(reader.TryLookup([5], [0, 1], null, original));
+        float[] a = [1, 2, 3, 4], b = [-5, -6, -7, -8];
+
+        Task writer = Task.Run(async () =>
+        {
+            for (int i = 0; i < 300; i++) await grain.UpsertRows(new RowUpsert { Ids = [5], Values = i % 2 == 0 ? a : b });
+        });
+        var seen = new float[4];
+        int reads = 0;
+        while (!writer.IsCompleted)
+        {
+            Assert.True(reader.TryLookup([5], [0, 1], null, seen));
+            Assert.True(seen.SequenceEqual(original) || seen.SequenceEqual(a) || seen.SequenceEqual(b), $"read {string.Join(", ", seen)}: not a whole row");
+            reads++;
+        }
+        await writer;
+
+        Assert.True(reader.TryLookup([5], [0, 1], null, seen));
+        Assert.Equal(b, seen);
+        Assert.True(reads > 0);
+        // The grain's own lookup agrees with the in-place one.
+        PooledLookupResult viaGrain = await grain.Lookup(new PooledLookupRequest { Ids = [5], Offsets = [0, 1] });
+        Assert.Equal(b, viaGrain.Pooled);
+    }
+
+    [Fact]
+    public void A_bad_id_read_in_place_is_refused_naming_it()
+    {
+        string key = ShardKey.Format("dot", "1", "C3", 1);
+        ResidentShardReader reader = node.Server.Services.GetRequiredService<LocalResidentShards>().Find(key)
+            ?? throw new InvalidOperationException($"shard {key} is not listed as resident on the node");
+
+        var e = Assert.Throws<ArgumentException>(() => reader.TryLookup([6], [0, 1], null, new float[4]));
+        Assert.Contains("Ids[0] = 6", e.Message, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>A single node (every role) serving the dot, weighted and mean fixtures, and a copy of dot that a test upserts into.</summary>
+public sealed class LocalShardNode : IAsyncLifetime
+{
+    public const string UpsertModel = "dot-upserts";
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-local-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public RecsysServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        // 3 shards for C2 keeps the division path covered next to the power-of-two mask.
+        WriteModel("dot", "dot", [2, 3, 4]);
+        WriteModel("dot", UpsertModel, [2, 3, 4]);
+        WriteModel("weighted", "weighted", [2]);
+        WriteModel("mean", "mean", [3]);
+        Server = await RecsysServer.StartAsync(new ServeOptions
+        {
+            ModelsDirectory = Path.Combine(_root, "models"),
+            DataDirectory = Path.Combine(_root, "data"),
+            Port = 0,
+            SiloPort = FreePort(),
+            GatewayPort = FreePort(),
+            ClusterId = "local-shards-" + Guid.NewGuid().ToString("N")[..6],
+            WriteDemoModelWhenEmpty = false,
+            Deadline = TimeSpan.FromSeconds(20),
+        }, TextWriter.Null);
+    }
+
+    private void WriteModel(string fixture, string name, int[] shards)
+    {
+        string source = RouterCluster.FixtureDirectory(fixture);
+        string target = Path.Combine(_root, "models", name, "1");
+        Directory.CreateDirectory(target);
+        var spec = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!.AsObject();
+        JsonArray tables = spec["tables"]!.AsArray();
+        for (int t = 0; t < tables.Count; t++) tables[t]!["shards"] = shards[t % shards.Length];
+        File.WriteAllText(Path.Combine(target, "model.json"), spec.ToJsonString());
+        File.Copy(Path.Combine(source, "weights.safetensors"), Path.Combine(target, "weights.safetensors"));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A temp folder left behind is harmless.
+        }
+    }
+}
