@@ -187,6 +187,13 @@ public sealed class LoopbackCluster : IAsyncDisposable
         return keys.Zip(all).ToDictionary(p => p.First, p => p.Second);
     }
 
+    /// <summary>The addresses (generation included) of the embedding processes that are active members now.</summary>
+    public async Task<SiloAddress[]> EmbeddingSiloAddressesAsync()
+    {
+        Dictionary<SiloAddress, SiloStatus> hosts = await Client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+        return hosts.Keys.Where(a => Embedding.Any(e => !e.HasExited && e.SiloPort == a.Endpoint.Port)).ToArray();
+    }
+
     /// <summary>The embedding process whose silo port appears in a status' silo address.</summary>
     public SiloProcess? HostOf(ShardStatus status) =>
         _processes.FirstOrDefault(p => p.SiloPort != 0 && status.Silo.Contains($":{p.SiloPort}:", StringComparison.Ordinal));

@@ -35,6 +35,7 @@ public sealed partial class ShardRebalancer(
     private long _moved;
     private int _moving;
     private Task _loop = Task.CompletedTask;
+    private string _lastView = "";
 
     /// <summary>Shards this silo has moved away since it started.</summary>
     public long Moved => Interlocked.Read(ref _moved);
@@ -49,8 +50,13 @@ public sealed partial class ShardRebalancer(
     public List<(string Key, SiloAddress To)> Misplaced()
     {
         SiloAddress me = local.SiloAddress;
-        List<SiloAddress> candidates = embeddingSilos.Filter(
-            membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress), me);
+        List<SiloAddress> candidates = embeddingSilos.Filter(ActiveSilos(), me);
+        string view = string.Join(", ", candidates.Order());
+        if (view != _lastView)
+        {
+            _lastView = view;
+            LogView(logger, me, candidates.Count, view);
+        }
         var misplaced = new List<(string, SiloAddress)>();
         // A silo that is not (or no longer) an active member is shutting down: its shards leave with it.
         if (!candidates.Contains(me)) return misplaced;
@@ -62,9 +68,14 @@ public sealed partial class ShardRebalancer(
         return misplaced;
     }
 
+    private SiloAddress[] ActiveSilos() =>
+        membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToArray();
+
     private Task OnStart(CancellationToken cancellationToken)
     {
-        if (!_options.HostsShards || !_options.Rebalance) return Task.CompletedTask;
+        // Silos without shards run the loop too, only to learn the roles the metadata cache missed:
+        // front ends place the shards that move, and must see the new silo as a shard host.
+        if (!_options.Rebalance) return Task.CompletedTask;
         if (_options.MaxConcurrentMoves < 1) throw new ArgumentOutOfRangeException(nameof(options), _options.MaxConcurrentMoves, $"{nameof(EmbeddingShardOptions.MaxConcurrentMoves)} must be at least 1");
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
         _ = Task.Run(() => WatchMembershipAsync(_stop.Token), CancellationToken.None);
@@ -115,6 +126,10 @@ public sealed partial class ShardRebalancer(
                     await Task.Delay(TimeSpan.FromMilliseconds((long)_options.RebalanceDelay.TotalMilliseconds - quietFor), stop);
                 }
                 while (_changed.CurrentCount > 0) await _changed.WaitAsync(stop);
+                SiloAddress[] active = ActiveSilos();
+                embeddingSilos.Forget(membership.CurrentSnapshot.Members.Keys.ToHashSet());
+                if (await embeddingSilos.ResolveMissingAsync(active, local.SiloAddress, grains) > 0) LogResolved(logger, local.SiloAddress);
+                if (!_options.HostsShards) continue;
                 List<(string Key, SiloAddress To)> misplaced = Misplaced();
                 if (misplaced.Count == 0) continue;
                 LogPass(logger, local.SiloAddress, misplaced.Count, shards.Count);
@@ -170,6 +185,12 @@ public sealed partial class ShardRebalancer(
         _stop.Dispose();
         _changed.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: asked silos missing from the metadata cache for their roles")]
+    private static partial void LogResolved(ILogger logger, SiloAddress silo);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: {Count} embedding silos now: {Silos}")]
+    private static partial void LogView(ILogger logger, SiloAddress silo, int count, string silos);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: {Misplaced} of {Local} shards are preferred elsewhere; moving them")]
     private static partial void LogPass(ILogger logger, SiloAddress silo, int misplaced, int local);
