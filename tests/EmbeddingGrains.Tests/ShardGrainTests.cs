@@ -331,3 +331,34 @@ public sealed class ShardGrainTests(ShardCluster fixture, ITestOutputHelper log)
         TestModels.AssertClose(TestModels.Reference(values, table, ids, offsets, weights), await Lookup("turns", table, ids, offsets, weights), "after turns");
     }
 }
+
+/// <summary>Roles asked of the silos themselves, as the rebalancer does when Orleans' metadata cache missed a silo.</summary>
+[Collection(ShardClusterCollection.Name)]
+public sealed class SiloRolesTests(ShardCluster fixture)
+{
+    /// <summary>A metadata cache that never received anything: every remote silo's roles must come from asking it.</summary>
+    private sealed class EmptyMetadataCache : Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache
+    {
+        public Orleans.Runtime.MembershipService.SiloMetadata.SiloMetadata GetSiloMetadata(SiloAddress siloAddress) =>
+            Orleans.Runtime.MembershipService.SiloMetadata.SiloMetadata.Empty;
+    }
+
+    [Fact]
+    public async Task Silos_missing_from_the_metadata_cache_are_asked_and_only_embedding_silos_host_shards()
+    {
+        InProcessSiloHandle router = fixture.Cluster.Silos.Single(s => s.IsActive && s.Name == ShardCluster.RouterSilo);
+        var silos = new EmbeddingSilos(new EmptyMetadataCache(), Microsoft.Extensions.Options.Options.Create(new EmbeddingShardOptions { Roles = ["router"] }));
+        SiloAddress[] active = fixture.Cluster.Silos.Where(s => s.IsActive).Select(s => s.SiloAddress).ToArray();
+        SiloAddress local = router.SiloAddress;
+        Assert.Empty(silos.Filter(active, local));
+
+        int answered = await silos.ResolveMissingAsync(active, local, router.ServiceProvider.GetRequiredService<IGrainFactory>());
+
+        Assert.Equal(active.Length - 1, answered);
+        Assert.Equal(fixture.EmbeddingSilos.Select(s => s.SiloAddress).Order(), silos.Filter(active, local).Order());
+        // A silo that is not a member fails placement of its roles grain: no answer, asked again next time.
+        SiloAddress gone = SiloAddress.New(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1), 1);
+        Assert.Equal(0, await silos.ResolveMissingAsync([gone], local, router.ServiceProvider.GetRequiredService<IGrainFactory>()));
+        Assert.False(silos.HostsShards(gone, local));
+    }
+}
