@@ -361,4 +361,22 @@ public sealed class SiloRolesTests(ShardCluster fixture)
         Assert.Equal(0, await silos.ResolveMissingAsync([gone], local, router.ServiceProvider.GetRequiredService<IGrainFactory>()));
         Assert.False(silos.HostsShards(gone, local));
     }
+
+    [Fact]
+    public async Task A_silo_told_another_ones_roles_counts_it_as_a_shard_host_until_it_leaves_membership()
+    {
+        InProcessSiloHandle silo0 = fixture.Cluster.Silos.Single(s => s.IsActive && s.Name == "Silo_0");
+        EmbeddingSilos known = silo0.ServiceProvider.GetRequiredService<EmbeddingSilos>();
+        // An address no metadata cache has: only the announcement can make it a shard host.
+        SiloAddress stranger = SiloAddress.New(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 2), 2);
+        Assert.False(known.HostsShards(stranger, silo0.SiloAddress));
+        Assert.Contains(stranger, known.Unknown([stranger], silo0.SiloAddress));
+
+        await fixture.Grains.GetGrain<ISiloRolesGrain>(ShardHostKey.Format(silo0.SiloAddress)).Announce(stranger, ["embedding"]);
+
+        Assert.True(known.HostsShards(stranger, silo0.SiloAddress));
+        Assert.Empty(known.Unknown([stranger], silo0.SiloAddress));
+        known.Forget(fixture.Cluster.Silos.Select(s => s.SiloAddress).ToHashSet());
+        Assert.False(known.HostsShards(stranger, silo0.SiloAddress));
+    }
 }

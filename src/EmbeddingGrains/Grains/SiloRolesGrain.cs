@@ -7,7 +7,15 @@ using Recsys.EmbeddingGrains.Placement;
 namespace Recsys.EmbeddingGrains.Grains;
 
 [ShardHostPlacement, Reentrant]
-internal sealed class SiloRolesGrain(IOptions<EmbeddingShardOptions> options) : Grain, ISiloRolesGrain
+internal sealed class SiloRolesGrain(IOptions<EmbeddingShardOptions> options, EmbeddingSilos embeddingSilos) : Grain, ISiloRolesGrain
 {
     public Task<string[]> GetRoles() => Task.FromResult(options.Value.Roles);
+
+    public Task Announce(SiloAddress silo, string[] roles)
+    {
+        ArgumentNullException.ThrowIfNull(silo);
+        ArgumentNullException.ThrowIfNull(roles);
+        embeddingSilos.Learn(silo, roles);
+        return Task.CompletedTask;
+    }
 }

@@ -14,7 +14,10 @@ namespace Recsys.EmbeddingGrains.Hosting;
 /// most <see cref="EmbeddingShardOptions.MaxConcurrentMoves"/> shards at a time: a move deactivates
 /// the shard (running lookups finish, its store is checkpointed, queued calls are forwarded to the
 /// next activation) and then calls it from here, so it activates where this silo's placement picks
-/// and has its rows before the front ends' next lookups reach it.
+/// and has its rows before the front ends' next lookups reach it. Every silo, front ends too, also
+/// asks silos missing from Orleans' metadata cache for their roles on each pass
+/// (<see cref="EmbeddingSilos.ResolveMissingAsync"/>), or a silo whose metadata fetch failed while
+/// it joined would never be seen as a shard host.
 /// </summary>
 public sealed partial class ShardRebalancer(
     IClusterMembershipService membership,
@@ -128,7 +131,14 @@ public sealed partial class ShardRebalancer(
                 while (_changed.CurrentCount > 0) await _changed.WaitAsync(stop);
                 SiloAddress[] active = ActiveSilos();
                 embeddingSilos.Forget(membership.CurrentSnapshot.Members.Keys.ToHashSet());
-                if (await embeddingSilos.ResolveMissingAsync(active, local.SiloAddress, grains) > 0) LogResolved(logger, local.SiloAddress);
+                List<SiloAddress> unknown = embeddingSilos.Unknown(active, local.SiloAddress);
+                if (unknown.Count > 0)
+                {
+                    int answered = await embeddingSilos.ResolveMissingAsync(unknown, local.SiloAddress, grains);
+                    LogResolved(logger, local.SiloAddress, string.Join(", ", unknown), answered);
+                }
+                List<SiloAddress> untold = await embeddingSilos.AnnounceAsync(active, local.SiloAddress, _options.Roles, grains);
+                if (untold.Count > 0) LogUntold(logger, local.SiloAddress, string.Join(", ", untold));
                 if (!_options.HostsShards) continue;
                 List<(string Key, SiloAddress To)> misplaced = Misplaced();
                 if (misplaced.Count == 0) continue;
@@ -186,8 +196,11 @@ public sealed partial class ShardRebalancer(
         _changed.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: asked silos missing from the metadata cache for their roles")]
-    private static partial void LogResolved(ILogger logger, SiloAddress silo);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: roles of {Unknown} missing from the metadata cache; {Answered} answered when asked")]
+    private static partial void LogResolved(ILogger logger, SiloAddress silo, string unknown, int answered);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: could not tell {Silos} this silo's roles yet; next pass tries again")]
+    private static partial void LogUntold(ILogger logger, SiloAddress silo, string silos);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: {Count} embedding silos now: {Silos}")]
     private static partial void LogView(ILogger logger, SiloAddress silo, int count, string silos);
