@@ -56,6 +56,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         ["Logging__LogLevel__Orleans.Runtime.GrainDirectory"] = "Information",
         ["Logging__LogLevel__Orleans.Runtime.Placement"] = "Information",
         ["Logging__LogLevel__Recsys"] = "Information",
+        ["Logging__LogLevel__Recsys.EmbeddingGrains.Hosting.ShardRebalancer"] = "Debug",
     };
     public int RedisPort { get; private set; }
     public List<SiloProcess> Embedding { get; } = [];

@@ -31,6 +31,9 @@ public sealed partial class ShardRebalancer(
     /// <summary>A shard's turn to leave waits for its running calls and a checkpoint; past this the move is abandoned (retried next pass).</summary>
     private static readonly TimeSpan LeaveTimeout = TimeSpan.FromMinutes(2);
 
+    /// <summary>Asking and telling roles take one 5 s round each; past this the pass goes on without them.</summary>
+    private static readonly TimeSpan RolesTimeout = TimeSpan.FromSeconds(15);
+
     private readonly EmbeddingShardOptions _options = options.Value;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _changed = new(0);
@@ -130,15 +133,18 @@ public sealed partial class ShardRebalancer(
                 }
                 while (_changed.CurrentCount > 0) await _changed.WaitAsync(stop);
                 SiloAddress[] active = ActiveSilos();
+                LogPassStart(logger, local.SiloAddress, membership.CurrentSnapshot.Version.Value, active.Length, embeddingSilos.Filter(active, local.SiloAddress).Count);
                 embeddingSilos.Forget(membership.CurrentSnapshot.Members.Keys.ToHashSet());
-                List<SiloAddress> unknown = embeddingSilos.Unknown(active, local.SiloAddress);
-                if (unknown.Count > 0)
+                try
                 {
-                    int answered = await embeddingSilos.ResolveMissingAsync(unknown, local.SiloAddress, grains);
-                    LogResolved(logger, local.SiloAddress, string.Join(", ", unknown), answered);
+                    // Bounded as a whole and off this loop's thread: a pass once never came back from asking
+                    // a just-joined silo (cause not found), and the loop must outlive that.
+                    await Task.Run(() => ExchangeRolesAsync(active), stop).WaitAsync(RolesTimeout, stop);
                 }
-                List<SiloAddress> untold = await embeddingSilos.AnnounceAsync(active, local.SiloAddress, _options.Roles, grains);
-                if (untold.Count > 0) LogUntold(logger, local.SiloAddress, string.Join(", ", untold));
+                catch (TimeoutException)
+                {
+                    LogRolesTimedOut(logger, local.SiloAddress);
+                }
                 if (!_options.HostsShards) continue;
                 List<(string Key, SiloAddress To)> misplaced = Misplaced();
                 if (misplaced.Count == 0) continue;
@@ -157,6 +163,18 @@ public sealed partial class ShardRebalancer(
                 LogPassFailed(logger, e);
             }
         }
+    }
+
+    private async Task ExchangeRolesAsync(SiloAddress[] active)
+    {
+        List<SiloAddress> unknown = embeddingSilos.Unknown(active, local.SiloAddress);
+        if (unknown.Count > 0)
+        {
+            int answered = await embeddingSilos.ResolveMissingAsync(unknown, local.SiloAddress, grains);
+            LogResolved(logger, local.SiloAddress, string.Join(", ", unknown), answered);
+        }
+        List<SiloAddress> untold = await embeddingSilos.AnnounceAsync(active, local.SiloAddress, _options.Roles, grains);
+        if (untold.Count > 0) LogUntold(logger, local.SiloAddress, string.Join(", ", untold));
     }
 
     private async Task MoveAsync(string key, SiloAddress to, CancellationToken stop)
@@ -196,8 +214,14 @@ public sealed partial class ShardRebalancer(
         _changed.Dispose();
     }
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Rebalance pass on {Silo}: membership version {Version}, {Active} active silos, {Embedding} embedding")]
+    private static partial void LogPassStart(ILogger logger, SiloAddress silo, long version, int active, int embedding);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: roles of {Unknown} missing from the metadata cache; {Answered} answered when asked")]
     private static partial void LogResolved(ILogger logger, SiloAddress silo, string unknown, int answered);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rebalance on {Silo}: exchanging roles with other silos did not finish in 15 s; the pass goes on without it")]
+    private static partial void LogRolesTimedOut(ILogger logger, SiloAddress silo);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: could not tell {Silos} this silo's roles yet; next pass tries again")]
     private static partial void LogUntold(ILogger logger, SiloAddress silo, string silos);
