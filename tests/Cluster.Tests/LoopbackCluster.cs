@@ -56,6 +56,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         ["Logging__LogLevel__Orleans.Runtime.GrainDirectory"] = "Information",
         ["Logging__LogLevel__Orleans.Runtime.Placement"] = "Information",
         ["Logging__LogLevel__Recsys"] = "Information",
+        ["Logging__LogLevel__Recsys.EmbeddingGrains.Hosting.ShardRebalancer"] = "Debug",
     };
     public int RedisPort { get; private set; }
     public List<SiloProcess> Embedding { get; } = [];
@@ -185,6 +186,13 @@ public sealed class LoopbackCluster : IAsyncDisposable
             .ToList();
         ShardStatus[] all = await Task.WhenAll(keys.Select(k => Client.GetGrain<IEmbeddingShardGrain>(k).GetStatus()));
         return keys.Zip(all).ToDictionary(p => p.First, p => p.Second);
+    }
+
+    /// <summary>The addresses (generation included) of the embedding processes that are active members now.</summary>
+    public async Task<SiloAddress[]> EmbeddingSiloAddressesAsync()
+    {
+        Dictionary<SiloAddress, SiloStatus> hosts = await Client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+        return hosts.Keys.Where(a => Embedding.Any(e => !e.HasExited && e.SiloPort == a.Endpoint.Port)).ToArray();
     }
 
     /// <summary>The embedding process whose silo port appears in a status' silo address.</summary>

@@ -1,12 +1,16 @@
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.TestingHost;
 using Recsys.EmbeddingGrains.Contracts;
+using Recsys.EmbeddingGrains.Hosting;
 using Recsys.EmbeddingGrains.Loading;
+using Recsys.EmbeddingGrains.Placement;
 using Recsys.EmbeddingGrains.Sharding;
+using Xunit.Abstractions;
 
 namespace Recsys.EmbeddingGrains.Tests;
 
 [Collection(ShardClusterCollection.Name)]
-public sealed class ShardGrainTests(ShardCluster fixture)
+public sealed class ShardGrainTests(ShardCluster fixture, ITestOutputHelper log)
 {
     private IEmbeddingShardGrain Shard(string model, string table, int shard) =>
         fixture.Grains.GetGrain<IEmbeddingShardGrain>(ShardKey.Format(model, "1", table, shard));
@@ -189,7 +193,7 @@ public sealed class ShardGrainTests(ShardCluster fixture)
         }
         finally
         {
-            await fixture.Cluster.StartAdditionalSiloAsync();
+            await fixture.StartEmbeddingSiloAsync();
         }
     }
 
@@ -222,7 +226,157 @@ public sealed class ShardGrainTests(ShardCluster fixture)
         }
         finally
         {
-            await fixture.Cluster.StartAdditionalSiloAsync();
+            await fixture.StartEmbeddingSiloAsync();
         }
+    }
+
+    /// <summary>
+    /// A third embedding silo joins while lookups run: every shard it wins by rendezvous hashing
+    /// moves to it (active shards included, no restart of the others), the rest stay, and every
+    /// lookup before, during and after the moves equals the reference.
+    /// </summary>
+    [Fact]
+    public async Task A_joining_embedding_silo_takes_the_active_shards_it_wins_and_lookups_stay_right()
+    {
+        TestTable table = ShardCluster.Joins[0];
+        var rng = new Random(29);
+        var requests = Enumerable.Range(0, 4).Select(i => TestModels.Request(rng, table.Rows, bags: 16, maxBag: 12, weighted: i % 2 == 1)).ToArray();
+        float[][] expected = requests.Select(r => TestModels.Reference(fixture.JoinValues, table, r.Ids, r.Offsets, r.Weights)).ToArray();
+        async Task AllRight(string when)
+        {
+            for (int i = 0; i < requests.Length; i++)
+            {
+                TestModels.AssertClose(expected[i], await Lookup("joins", table, requests[i].Ids, requests[i].Offsets, requests[i].Weights), $"{when}, request {i}");
+            }
+        }
+        await AllRight("before the join");
+        IEmbeddingShardGrain[] shards = Enumerable.Range(0, table.Shards).Select(s => Shard("joins", table.Name, s)).ToArray();
+        ShardStatus[] before = await Task.WhenAll(shards.Select(s => s.GetStatus()));
+        long movedBefore = MovedSoFar();
+
+        InProcessSiloHandle? joined = null;
+        using var stopLoad = new CancellationTokenSource();
+        Task<int> load = Task.Run(async () =>
+        {
+            int rounds = 0;
+            while (!stopLoad.IsCancellationRequested)
+            {
+                await AllRight($"during the moves, round {rounds}");
+                rounds++;
+            }
+            return rounds;
+        });
+        try
+        {
+            joined = await fixture.Cluster.StartAdditionalSiloAsync();
+            await fixture.WaitForBalanceAsync(TimeSpan.FromSeconds(60));
+            await stopLoad.CancelAsync();
+            int rounds = await load;
+
+            SiloAddress[] hosts = fixture.EmbeddingSilos.Select(h => h.SiloAddress).ToArray();
+            Assert.Equal(3, hosts.Length);
+            ShardStatus[] after = await Task.WhenAll(shards.Select(s => s.GetStatus()));
+            SiloAddress[] preferred = shards.Select(s => ShardRanking.Preferred(s.GetGrainId().ToString(), hosts)!).ToArray();
+            int won = preferred.Count(p => p.Equals(joined.SiloAddress));
+            log.WriteLine($"{won} of {table.Shards} shards moved to the joined silo {joined.SiloAddress} during {rounds} lookup rounds; " +
+                $"before {string.Join(", ", before.GroupBy(s => s.Silo).Select(g => $"{g.Key} {g.Count()}"))}; after {string.Join(", ", after.GroupBy(s => s.Silo).Select(g => $"{g.Key} {g.Count()}"))}");
+            Assert.True(rounds > 0, "no lookup round ran during the moves");
+            for (int s = 0; s < table.Shards; s++)
+            {
+                Assert.Equal(preferred[s], after[s].SiloAddress);
+                // Shards the new silo did not win never moved: same silo, no reactivation.
+                if (!preferred[s].Equals(joined.SiloAddress)) Assert.False(after[s].RecoveredFromCheckpoint, $"shard {s} stayed but was reactivated");
+                else Assert.True(after[s].RecoveredFromCheckpoint, $"shard {s} moved but reloaded instead of recovering its checkpoint");
+            }
+            Assert.InRange(won, 1, table.Shards - 1);
+            Assert.True(MovedSoFar() - movedBefore >= won, $"rebalancers moved {MovedSoFar() - movedBefore} shards, the joined silo holds {won}");
+            await AllRight("after the moves");
+        }
+        finally
+        {
+            await stopLoad.CancelAsync();
+            await Task.WhenAny(load);
+            if (joined is not null)
+            {
+                await fixture.Cluster.StopSiloAsync(joined);
+                await fixture.WaitForBalanceAsync(TimeSpan.FromSeconds(60));
+            }
+        }
+    }
+
+    private long MovedSoFar() => fixture.Cluster.Silos.Where(s => s.IsActive).Sum(s => s.ServiceProvider.GetRequiredService<ShardRebalancer>().Moved);
+
+    /// <summary>
+    /// A model's shards all activated at once: every silo loaded at most its cap at a time, and the
+    /// shards that waited for their turn serve right.
+    /// </summary>
+    [Fact]
+    public async Task Shard_loads_take_turns_within_the_per_silo_cap_and_all_serve_right()
+    {
+        TestTable table = ShardCluster.Joins[0];
+        // A model version of its own, so all 24 shards are fresh loads now, not activations from earlier tests.
+        float[] values = TestModels.Write(fixture.Models, "turns", "1", ShardCluster.Joins, seed: 7)[0];
+        ShardStatus[] statuses = await Task.WhenAll(Enumerable.Range(0, table.Shards).Select(s => Shard("turns", table.Name, s).GetStatus()));
+        Assert.All(statuses, s => Assert.False(s.RecoveredFromCheckpoint));
+        foreach (InProcessSiloHandle silo in fixture.EmbeddingSilos)
+        {
+            ShardActivationGate gate = silo.ServiceProvider.GetRequiredService<ShardActivationGate>();
+            log.WriteLine($"{silo.Name}: peak {gate.Peak} loads at once, {gate.Waited} activations waited for a turn, {gate.Inside} loading now");
+            Assert.Equal(ShardCluster.ActivationCap, gate.Capacity);
+            Assert.InRange(gate.Peak, 1, ShardCluster.ActivationCap);
+            Assert.Equal(0, gate.Inside);
+        }
+        var rng = new Random(37);
+        (long[] ids, int[] offsets, float[]? weights) = TestModels.Request(rng, table.Rows, bags: 40, maxBag: 30, weighted: true);
+        TestModels.AssertClose(TestModels.Reference(values, table, ids, offsets, weights), await Lookup("turns", table, ids, offsets, weights), "after turns");
+    }
+}
+
+/// <summary>Roles asked of the silos themselves, as the rebalancer does when Orleans' metadata cache missed a silo.</summary>
+[Collection(ShardClusterCollection.Name)]
+public sealed class SiloRolesTests(ShardCluster fixture)
+{
+    /// <summary>A metadata cache that never received anything: every remote silo's roles must come from asking it.</summary>
+    private sealed class EmptyMetadataCache : Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache
+    {
+        public Orleans.Runtime.MembershipService.SiloMetadata.SiloMetadata GetSiloMetadata(SiloAddress siloAddress) =>
+            Orleans.Runtime.MembershipService.SiloMetadata.SiloMetadata.Empty;
+    }
+
+    [Fact]
+    public async Task Silos_missing_from_the_metadata_cache_are_asked_and_only_embedding_silos_host_shards()
+    {
+        InProcessSiloHandle router = fixture.Cluster.Silos.Single(s => s.IsActive && s.Name == ShardCluster.RouterSilo);
+        var silos = new EmbeddingSilos(new EmptyMetadataCache(), Microsoft.Extensions.Options.Options.Create(new EmbeddingShardOptions { Roles = ["router"] }));
+        SiloAddress[] active = fixture.Cluster.Silos.Where(s => s.IsActive).Select(s => s.SiloAddress).ToArray();
+        SiloAddress local = router.SiloAddress;
+        Assert.Empty(silos.Filter(active, local));
+
+        int answered = await silos.ResolveMissingAsync(active, local, router.ServiceProvider.GetRequiredService<IGrainFactory>());
+
+        Assert.Equal(active.Length - 1, answered);
+        Assert.Equal(fixture.EmbeddingSilos.Select(s => s.SiloAddress).Order(), silos.Filter(active, local).Order());
+        // A silo that is not a member fails placement of its roles grain: no answer, asked again next time.
+        SiloAddress gone = SiloAddress.New(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1), 1);
+        Assert.Equal(0, await silos.ResolveMissingAsync([gone], local, router.ServiceProvider.GetRequiredService<IGrainFactory>()));
+        Assert.False(silos.HostsShards(gone, local));
+    }
+
+    [Fact]
+    public async Task A_silo_told_another_ones_roles_counts_it_as_a_shard_host_until_it_leaves_membership()
+    {
+        InProcessSiloHandle silo0 = fixture.Cluster.Silos.Single(s => s.IsActive && s.Name == "Silo_0");
+        EmbeddingSilos known = silo0.ServiceProvider.GetRequiredService<EmbeddingSilos>();
+        // An address no metadata cache has: only the announcement can make it a shard host.
+        SiloAddress stranger = SiloAddress.New(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 2), 2);
+        Assert.False(known.HostsShards(stranger, silo0.SiloAddress));
+        Assert.Contains(stranger, known.Unknown([stranger], silo0.SiloAddress));
+
+        await fixture.Grains.GetGrain<ISiloRolesGrain>(ShardHostKey.Format(silo0.SiloAddress)).Announce(stranger, ["embedding"]);
+
+        Assert.True(known.HostsShards(stranger, silo0.SiloAddress));
+        Assert.Empty(known.Unknown([stranger], silo0.SiloAddress));
+        known.Forget(fixture.Cluster.Silos.Select(s => s.SiloAddress).ToHashSet());
+        Assert.False(known.HostsShards(stranger, silo0.SiloAddress));
     }
 }

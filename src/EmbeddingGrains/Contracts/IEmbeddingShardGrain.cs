@@ -17,6 +17,14 @@ public interface IEmbeddingShardGrain : IGrainWithStringKey
 
     /// <summary>Forces a FASTER checkpoint now (also taken on a timer and at deactivation).</summary>
     Task Checkpoint();
+
+    /// <summary>
+    /// Deactivates this shard once it is idle if it runs on <paramref name="from"/>, so it is placed
+    /// again (on the silo the placement now prefers); false, and nothing happens, if it runs elsewhere.
+    /// Interleaves with lookups: it only schedules the deactivation, which waits for the running call.
+    /// </summary>
+    [Orleans.Concurrency.AlwaysInterleave]
+    Task<bool> Rebalance(SiloAddress from);
 }
 
 /// <summary>

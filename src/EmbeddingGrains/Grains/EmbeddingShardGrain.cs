@@ -22,6 +22,8 @@ namespace Recsys.EmbeddingGrains.Grains;
 internal sealed partial class EmbeddingShardGrain(
     IOptions<EmbeddingShardOptions> options,
     SiloRowBudget budget,
+    ShardActivationGate gate,
+    LocalShards localShards,
     ShardLoadProgress progress,
     LocalResidentShards residentShards,
     ILocalSiloDetails silo,
@@ -55,9 +57,12 @@ internal sealed partial class EmbeddingShardGrain(
         long slots = map.SlotsIn(shardIndex);
         string directory = Path.Combine(_options.DataDirectory, model, version, tableName, shardIndex.ToString(CultureInfo.InvariantCulture));
         var manifest = ShardManifest.For(model, version, tableName, shardIndex, table.Shards, table.Rows, table.Dim, table.Storage);
+
+        // Loads take turns per silo (ShardActivationGate): a failover or rebalance storm would
+        // otherwise start every shard at once and time all of them out.
+        using ShardActivationGate.Lease turn = await gate.EnterAsync(cancellationToken);
         bool recover = ShardManifest.TryRead(directory) == manifest;
         if (!recover && Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
-
         _grant = budget.Acquire(model, tableName, slots * table.RowBytes);
         EmbeddingShard shard = EmbeddingShard.Open(map, shardIndex, table.Storage, table.Dim, _grant, directory);
         try
@@ -91,6 +96,7 @@ internal sealed partial class EmbeddingShardGrain(
         }
         _shard = shard;
         if (shard.IsResident) OpenToLocalReaders(shard);
+        localShards.Add(this.GetGrainId(), _key);
         this.RegisterGrainTimer(CheckpointIfDirtyAsync, new GrainTimerCreationOptions(_options.CheckpointInterval, _options.CheckpointInterval) { Interleave = false, KeepAlive = false });
     }
 
@@ -107,7 +113,17 @@ internal sealed partial class EmbeddingShardGrain(
             _shard.Dispose();
             _shard = null;
             budget.Release(_grant);
+            // Only now: a rebalancer waiting for this shard to leave may let the next activation open the same store.
+            localShards.Remove(this.GetGrainId());
         }
+    }
+
+    public Task<bool> Rebalance(SiloAddress from)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        if (!from.Equals(silo.SiloAddress)) return Task.FromResult(false);
+        this.DeactivateOnIdle();
+        return Task.FromResult(true);
     }
 
     public async Task<PooledLookupResult> Lookup(PooledLookupRequest request)

@@ -34,6 +34,29 @@ public sealed class EmbeddingShardOptions
     /// <summary>Upserts become durable at the next checkpoint; also taken at deactivation.</summary>
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Shard activations of this silo that load or recover at once; the rest wait their turn. A
+    /// failover or rebalance can send a dozen shards to one silo together: all loading at once they
+    /// share the cores and disk, and every one of them may outlast the callers' timeouts; in turns,
+    /// the first ones serve soon and the rest follow.
+    /// </summary>
+    public int MaxConcurrentActivations { get; set; } = 2;
+
+    /// <summary>Move active shards onto a silo that joins and wins them (see ShardRebalancer); off leaves them where they are.</summary>
+    public bool Rebalance { get; set; } = true;
+
+    /// <summary>Shards one silo moves at a time: each move costs a checkpoint here and a recovery (or load) there.</summary>
+    public int MaxConcurrentMoves { get; set; } = 2;
+
+    /// <summary>
+    /// How long membership must stay unchanged before shards move: time for the new silo's metadata
+    /// (its roles) to reach the front ends, which place a moved shard by their own view.
+    /// </summary>
+    public TimeSpan RebalanceDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often a silo checks its shards without a membership change (a silo's roles may arrive after its membership).</summary>
+    public TimeSpan RebalanceInterval { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>This silo's roles; shards activate only on silos whose roles include "embedding".</summary>
     public string[] Roles { get; set; } = [EmbeddingRole];
 

@@ -26,6 +26,11 @@ public static class EmbeddingShardsSiloBuilderExtensions
         builder.Services.AddSingleton<ShardLoadProgress>();
         builder.Services.AddSingleton<SiloRowBudget>();
         builder.Services.AddSingleton<LocalResidentShards>();
+        builder.Services.AddSingleton<ShardActivationGate>();
+        builder.Services.AddSingleton<LocalShards>();
+        builder.Services.AddSingleton<EmbeddingSilos>();
+        builder.Services.AddSingleton<ShardRebalancer>();
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ShardRebalancer>());
         builder.Services.AddPlacementDirector<EmbeddingRolePlacement, EmbeddingRolePlacementDirector>();
         builder.Services.AddPlacementDirector<ShardHostPlacement, ShardHostPlacementDirector>();
         return builder;

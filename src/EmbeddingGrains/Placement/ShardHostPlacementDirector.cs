@@ -19,6 +19,7 @@ public sealed class ShardHostPlacementDirector : IPlacementDirector
         {
             if (silo.Equals(wanted)) return Task.FromResult(silo);
         }
-        throw new SiloUnavailableException($"silo {wanted} of shard host {key} is not an active member of the cluster");
+        // A faulted task, not a throw: callers await placement, and a synchronous throw is not what they expect from it.
+        return Task.FromException<SiloAddress>(new SiloUnavailableException($"silo {wanted} of shard host {key} is not an active member of the cluster"));
     }
 }
