@@ -83,11 +83,11 @@ public class QuantizedThreadingTests
         Assert.Equal(1, QuantizedWorkers.Threads(2, 1, 64, 64)); // below the parallel threshold
         Assert.Equal(Math.Min(2, Environment.ProcessorCount), QuantizedWorkers.Threads(2, 256, 512, 256));
         Assert.Throws<ArgumentOutOfRangeException>(() => QuantizedWorkers.Threads(0, 256, 512, 256));
-        // 512 rows on 2 threads: 4 row parts of 128 rows x 2 panel parts of 4 panels (dealt in pairs).
+        // 512 rows on 2 threads: one row part of 256 rows per thread, each covering every panel.
         GemmProblem shape = QuantizedWorkers.Shape(512, 256, 256);
-        Assert.Equal(8, shape.ChunkCount(2));
-        shape.Partition(2, 7, out int m0, out int m1, out int p0, out int p1);
-        Assert.Equal((384, 512, 4, 8), (m0, m1, p0, p1));
+        Assert.Equal(2, shape.ChunkCount(2));
+        shape.Partition(2, 1, out int m0, out int m1, out int p0, out int p1);
+        Assert.Equal((256, 512, 0, 8), (m0, m1, p0, p1));
     }
 
     private static float[] Run(Action<float[], int> forward, int length, int threads)

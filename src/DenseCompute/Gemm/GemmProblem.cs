@@ -46,17 +46,21 @@ internal readonly unsafe struct GemmProblem
     /// <summary>The fewest rows a chunk gets when rows are split between threads.</summary>
     private const int RowsPerRowChunk = 128;
 
-    /// <summary>Chunks per thread a split aims for when the shape allows.</summary>
-    private const int ChunksPerThread = 4;
+    /// <summary>
+    /// Chunks per thread a split aims for when the shape allows. 4 (smaller chunks claimed dynamically,
+    /// so a slowed thread holds up less) measured 0.54-0.95x ORT on 2 threads at the bottom/64-256 and
+    /// top/1-256 shapes on an idle machine, 1 measured 0.66-1.07x there (bench/RESULTS-gemm.md): every
+    /// extra chunk repacks A or re-streams panels, and costs more than the balance it buys.
+    /// </summary>
+    private const int ChunksPerThread = 1;
 
     /// <summary>
     /// How the work of <paramref name="threads"/> threads is cut: a grid of row parts x panel parts.
     /// A part that owns r rows streams its panels once for r multiply-adds per weight; with two
     /// threads sharing L3 bandwidth that stays compute-bound only from about 128 rows on (at 32-64
     /// rows per part the top MLP ran 0.7x ORT on 2 threads). So tall batches split rows, shorter ones
-    /// split output panels only, and both aim for about four chunks per thread: chunks are claimed
-    /// dynamically, so when one thread is slowed (another process on its core, a late wake-up) the
-    /// other takes over the rest instead of the whole call waiting for half of it. Panel parts are cut
+    /// split output panels only, into <see cref="ChunksPerThread"/> chunks per thread, claimed
+    /// dynamically from a shared counter. Panel parts are cut
     /// on panel pairs, which the short-tile kernel consumes two at a time.
     /// </summary>
     public void Grid(int threads, out int rowParts, out int panelParts)
