@@ -244,12 +244,25 @@ public sealed class LoopbackCluster : IAsyncDisposable
         throw new TimeoutException($"{process.Name} did not listen on {port} within {timeout.TotalSeconds:0} s");
     }
 
+    /// <summary>
+    /// A port free now and never handed out before in this test run: the kernel may give a port it just
+    /// released to the next bind-to-0, and a silo whose HTTP and silo ports came out equal cannot start.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        while (true)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            lock (s_handedOut)
+            {
+                if (s_handedOut.Add(port)) return port;
+            }
+        }
     }
+
+    private static readonly HashSet<int> s_handedOut = [];
 
     public async ValueTask DisposeAsync()
     {
