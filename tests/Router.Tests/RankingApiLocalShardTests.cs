@@ -40,12 +40,18 @@ public sealed class RankingApiLocalShardTests(LocalShardNode node) : IClassFixtu
             }
 
             long calls = model.Metrics.DirectShardCalls;
+            long reads = model.Metrics.LocalShardReads;
             float[] inPlace = await RankingEngine.RunAsync(model, lookup);
             Assert.Equal(calls, model.Metrics.DirectShardCalls);
+            long readsInPlace = model.Metrics.LocalShardReads - reads;
+            Assert.True(readsInPlace > 0, "reads in place must be counted in /metrics");
 
             model.ReadLocalShardsInPlace = false;
             float[] viaGrains = await RankingEngine.RunAsync(model, lookup);
             Assert.True(model.Metrics.DirectShardCalls > calls, "with in-place reads off the engine must call the shard grains");
+            Assert.Equal(readsInPlace, model.Metrics.LocalShardReads - reads);
+            // One read in place per shard slice the grain path sends as a call.
+            Assert.Equal(model.Metrics.DirectShardCalls - calls, readsInPlace);
 
             Assert.Equal(viaGrains, inPlace);
             AssertClose(Expected(fixture), inPlace, PyTorchTolerance);

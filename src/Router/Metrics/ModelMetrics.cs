@@ -22,7 +22,7 @@ public sealed class ModelMetrics
     private readonly LatencyHistogram[] _stages;
     private readonly ConcurrentDictionary<int, StrongBox<long>> _byStatus = new();
     private readonly ConcurrentDictionary<string, SiloBytes> _bySilo = new(StringComparer.Ordinal);
-    private long _shardCalls, _bytesSent, _bytesReceived, _samples, _siloCalls, _directShardCalls, _siloFallbacks, _siloHedges, _fallbackShardCalls;
+    private long _shardCalls, _bytesSent, _bytesReceived, _samples, _siloCalls, _directShardCalls, _siloFallbacks, _siloHedges, _fallbackShardCalls, _localShardReads;
 
     public ModelMetrics(string model)
     {
@@ -51,6 +51,9 @@ public sealed class ModelMetrics
 
     /// <summary>Per-shard calls made for a failed or hedged silo message.</summary>
     public long FallbackShardCalls => Interlocked.Read(ref _fallbackShardCalls);
+
+    /// <summary>Shard lookups pooled in place on this silo (resident shards co-hosted with the front end): no grain call, no bytes on the wire.</summary>
+    public long LocalShardReads => Interlocked.Read(ref _localShardReads);
 
     public LatencyHistogram StageHistogram(Stage stage) => _stages[(int)stage];
 
@@ -95,6 +98,8 @@ public sealed class ModelMetrics
     public void CountSiloHedge() => Interlocked.Increment(ref _siloHedges);
 
     public void CountFallbackShardCall() => Interlocked.Increment(ref _fallbackShardCalls);
+
+    public void CountLocalShardRead() => Interlocked.Increment(ref _localShardReads);
 
     public IEnumerable<(int Status, long Count)> RequestsByStatus() =>
         _byStatus.OrderBy(kv => kv.Key).Select(kv => (kv.Key, Interlocked.Read(ref kv.Value.Value)));

@@ -39,6 +39,7 @@ public static class PrometheusText
 
         Counter(sb, models, "recsys_samples_total", "Samples scored.", m => m.Samples);
         Counter(sb, models, "recsys_shard_calls_total", "Embedding shard grain calls (one per touched shard per batch).", m => m.ShardCalls);
+        Counter(sb, models, "recsys_local_shard_reads_total", "Shard lookups pooled in place on this silo (resident shards co-hosted with the front end): no grain call, no bytes on the wire.", m => m.LocalShardReads);
         Counter(sb, models, "recsys_silo_lookup_calls_total", "Lookup messages to an embedding silo's shard host (one per silo per batch, carrying all its shards' slices).", m => m.SiloCalls);
         Counter(sb, models, "recsys_direct_shard_calls_total", "Slices sent straight to their shard (its silo unknown, or the only slice on its silo).", m => m.DirectShardCalls);
         Counter(sb, models, "recsys_silo_lookup_fallbacks_total", "Silo lookup messages that failed; their slices were sent again per shard.", m => m.SiloFallbacks);

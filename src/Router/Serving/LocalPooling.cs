@@ -147,6 +147,7 @@ public sealed class LocalPooling
             if (_readers[t][s].TryLookup(request.Ids, request.Offsets, request.Weights, pooled))
             {
                 partials[s] = new PooledLookupResult { Bags = bags, Dim = spec.Dim, Pooled = pooled };
+                _model.Metrics.CountLocalShardRead();
             }
             else
             {

@@ -67,6 +67,7 @@ public static class ReportWriter
         json.WriteNumber("batches", s.Batches);
         json.WriteNumber("mean_batch_samples", Round(s.MeanBatchSamples));
         json.WriteNumber("shard_calls", s.ShardCalls);
+        json.WriteNumber("local_shard_reads", s.LocalShardReads);
         json.WriteNumber("lookup_bytes_sent", s.LookupBytesSent);
         json.WriteNumber("lookup_bytes_received", s.LookupBytesReceived);
         json.WriteNumber("lookup_wire_bytes_per_s", Round(seconds > 0 ? (s.LookupBytesSent + s.LookupBytesReceived) / seconds : 0));
@@ -100,7 +101,7 @@ public static class ReportWriter
             Row(o, $"server {stage.Stage}", $"mean {F(stage.MeanMs, "0.000")} ms  p99 <= {p99} ms  ({stage.Count} obs)");
         }
         Row(o, "server batches", $"{s.Batches}, mean {F(s.MeanBatchSamples, "0.0")} samples");
-        Row(o, "shard calls", $"{s.ShardCalls}, lookup bytes sent {Bytes(s.LookupBytesSent)}, received {Bytes(s.LookupBytesReceived)}");
+        Row(o, "shard calls", $"{s.ShardCalls}, lookup bytes sent {Bytes(s.LookupBytesSent)}, received {Bytes(s.LookupBytesReceived)}; {s.LocalShardReads} shard reads in place");
         long reads = s.CacheHits + s.CacheMisses;
         if (reads > 0) Row(o, "shard cache", $"hit ratio {F((double)s.CacheHits / reads, "0.0000")} ({s.CacheHits} hits, {s.CacheMisses} misses)");
     }

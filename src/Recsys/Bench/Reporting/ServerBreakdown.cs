@@ -22,6 +22,9 @@ public sealed record ServerBreakdown(
     /// <summary>Lookup bytes (sent, received) per embedding silo that answered, when the server reports them.</summary>
     public IReadOnlyList<(string Silo, long Sent, long Received)> BytesBySilo { get; init; } = [];
 
+    /// <summary>Shard lookups the front end pooled in place on its own silo (no grain call, no bytes on the wire).</summary>
+    public long LocalShardReads { get; init; }
+
     public static ServerBreakdown Between(PrometheusSnapshot before, PrometheusSnapshot after, string model)
     {
         var m = ("model", model);
@@ -55,6 +58,7 @@ public sealed record ServerBreakdown(
             Delta("recsys_shard_cache_hits_total"),
             Delta("recsys_shard_cache_misses_total"))
         {
+            LocalShardReads = Delta("recsys_local_shard_reads_total"),
             BytesBySilo = [.. after.LabelValues("recsys_lookup_silo_bytes_sent_total", "silo", m).Select(silo =>
                 (silo, Delta("recsys_lookup_silo_bytes_sent_total", ("silo", silo)), Delta("recsys_lookup_silo_bytes_received_total", ("silo", silo))))],
         };
