@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -11,12 +9,11 @@ using Recsys.OnnxModels.Seq2Seq;
 using Recsys.Router.Hosting;
 using Recsys.Router.Http;
 using Recsys.Router.Metrics;
-using Recsys.Router.Scheduling;
 using Recsys.Router.Workloads;
 
 namespace Recsys.Router.Translation;
 
-/// <summary>POST /v1/models/{name}/translate, and the error mapping every translation entry point shares.</summary>
+/// <summary>POST /v1/models/{name}/translate, and the request scope (body, deadline, error answers) every translation entry point shares.</summary>
 public static class TranslationEndpoints
 {
     public static void Map(IEndpointRouteBuilder app) =>
@@ -70,70 +67,37 @@ public static class TranslationEndpoints
     {
         IServiceProvider services = context.RequestServices;
         ServeOptions options = services.GetRequiredService<ServeOptions>();
-        long started = Stopwatch.GetTimestamp();
         int status = 200;
-        TimeSpan budget = options.Deadline;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var clock = new RequestClock(context, options.Deadline);
         try
         {
-            budget = RequestDeadline.Read(context.Request, options.Deadline);
-            RequestDeadline.Arm(deadline, budget);
+            clock.Arm();
             RequireJson(context.Request);
-            using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
-            await handler(context, model, body.Memory, started + (long)(budget.TotalSeconds * Stopwatch.Frequency), deadline.Token).ConfigureAwait(false);
+            using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, clock.Token).ConfigureAwait(false);
+            await handler(context, model, body.Memory, clock.DeadlineTimestamp, clock.Token).ConfigureAwait(false);
             status = context.Response.StatusCode;
-        }
-        catch (InvalidRequestException e)
-        {
-            status = e.Status;
-            await ApiErrors.WriteAsync(context, status, e.Field, e.Message).ConfigureAwait(false);
-        }
-        catch (DecodeQueueFullException e)
-        {
-            status = 429;
-            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-        }
-        catch (SchedulerRejectedException e)
-        {
-            status = 503;
-            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: e.RetryAfter).ConfigureAwait(false);
         }
         catch (ObjectDisposedException)
         {
-            status = 503;
-            await ApiErrors.WriteAsync(context, status, "model", $"model '{model.Name}' version {model.Version} is being unloaded; retry", retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            status = 499;
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
-        {
-            status = 504;
-            // The deadline may have cut the body read short: the connection cannot carry another request.
-            context.Response.Headers.Connection = "close";
-            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request left the decode batch").ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e)
-        {
-            status = e.StatusCode;
-            await ApiErrors.WriteAsync(context, status, "body", e.Message).ConfigureAwait(false);
+            // The decode driver refuses new work once its model is unloading; a retry reaches the
+            // version that replaces it. Translation only: elsewhere a disposed object is a bug (500, logged).
+            status = await new ErrorResponse(503, "model", $"model '{model.Name}' version {model.Version} is being unloaded; retry", TimeSpan.FromSeconds(1))
+                .WriteAsync(context).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            status = 500;
-            services.GetService<ILoggerFactory>()?.CreateLogger(typeof(TranslationEndpoints)).LogError(e, "translation request for model {Model} failed", model.Name);
-            await ApiErrors.WriteAsync(context, status, "server", $"{e.GetType().Name}: {e.Message}").ConfigureAwait(false);
+            ILogger? logger = services.GetService<ILoggerFactory>()?.CreateLogger(typeof(TranslationEndpoints));
+            status = await ErrorResponse.AnswerAsync(context, e, clock, logger, "translation", model.Name).ConfigureAwait(false);
         }
         finally
         {
             ModelMetrics metrics = services.GetRequiredService<ServingMetrics>().For(model.Name);
             metrics.CountRequest(status);
-            if (status == 200) metrics.Observe(Stage.Total, Stopwatch.GetElapsedTime(started));
+            if (status == 200) metrics.Observe(Stage.Total, clock.Elapsed);
         }
     }
 
-    /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms), never a longer one.</summary>
+    /// <summary>Translation bodies are JSON only (no Content-Type is taken as JSON); anything else is 415.</summary>
     private static void RequireJson(HttpRequest request)
     {
         string? type = request.ContentType;
