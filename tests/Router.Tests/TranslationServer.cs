@@ -44,6 +44,22 @@ public sealed class TranslationServer : IAsyncLifetime
         if (_server is not null) await _server.DisposeAsync();
     }
 
+    /// <summary>A good request after a failed one: the server still translates, and exactly as PyTorch does.</summary>
+    public async Task AssertStillTranslatingAsync()
+    {
+        JsonNode c = Cases[1]!;
+        string body = new JsonObject
+        {
+            ["text"] = c["text"]!.GetValue<string>(),
+            ["beam"] = c["beam"]!.GetValue<int>(),
+            ["n_best"] = c["n_best"]!.GetValue<int>(),
+            ["length_penalty"] = c["length_penalty"]!.GetValue<double>(),
+        }.ToJsonString();
+        var (status, answer, _) = await HttpHelpers.PostJsonAsync(Http, "/v1/models/toy/translate", body);
+        Assert.Equal(System.Net.HttpStatusCode.OK, status);
+        Assert.Equal(c["hypotheses"]![0]!["ids"]!.ToJsonString(), answer!["translations"]![0]!["ids"]!.ToJsonString());
+    }
+
     /// <summary>The toy graphs with the unigram SentencePiece model in place of vocab.txt (same size, same special ids).</summary>
     private static void WriteSentencePieceModel(string target)
     {

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.OnnxModels.Seq2Seq;
@@ -50,13 +51,19 @@ internal readonly record struct ErrorResponse(int Status, string? Field, string 
         new(504, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped", CloseConnection: true);
 
     /// <summary>
-    /// Maps <paramref name="error"/>, writes the answer, and logs it when it is unexpected (500).
-    /// Returns the status for the request metrics.
+    /// Maps <paramref name="error"/>, writes the answer, and logs it under <paramref name="source"/>'s
+    /// category when it is unexpected (500). Returns the status for the request metrics.
     /// </summary>
-    public static Task<int> AnswerAsync(HttpContext context, Exception error, RequestClock clock, ILogger? logger, string endpoint, string model)
+    /// <param name="endpoint">The endpoint family the log line names: "ranking", "vision", "translation".</param>
+    public static Task<int> AnswerAsync(HttpContext context, Exception error, RequestClock clock, Type source, string endpoint, string model)
     {
         ErrorResponse answer = For(error, clock.Now);
-        if (answer.Status == 500) logger?.LogError(error, "{Endpoint} request for model {Model} failed", endpoint, model);
+        if (answer.Status == 500)
+        {
+            // Resolved only here: a request served outside the host (a test's bare context) has no services, and needs none until a 500.
+            ILogger? logger = context.RequestServices?.GetService<ILoggerFactory>()?.CreateLogger(source);
+            logger?.LogError(error, "{Endpoint} request for model {Model} failed", endpoint, model);
+        }
         return answer.WriteAsync(context);
     }
 

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using MessagePack;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.Router.Hosting;
 using Recsys.Router.Metrics;
@@ -15,7 +14,7 @@ namespace Recsys.Router.Http;
 /// version, parse against that version's spec, queue on its batcher under the request deadline,
 /// write the answer. Every failure becomes a JSON error naming the field; the server keeps serving.
 /// </summary>
-internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, ServingMetrics metrics, ILogger<RankHandler> logger)
+internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, ServingMetrics metrics)
 {
     private enum Wire
     {
@@ -74,7 +73,7 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         }
         catch (Exception e)
         {
-            status = await ErrorResponse.AnswerAsync(context, e, clock, logger, "ranking", name).ConfigureAwait(false);
+            status = await ErrorResponse.AnswerAsync(context, e, clock, typeof(RankHandler), "ranking", name).ConfigureAwait(false);
         }
         finally
         {
@@ -105,80 +104,68 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
     private static bool Accepts(HttpRequest request, string media) =>
         request.Headers.Accept.Any(a => a is not null && a.Contains(media, StringComparison.OrdinalIgnoreCase));
 
-    private static async Task WriteScoresAsync(HttpContext context, ServedModel model, int batch, float[] scores, Wire wire)
+    private static Task WriteScoresAsync(HttpContext context, ServedModel model, int batch, float[] scores, Wire wire)
+    {
+        if (wire == Wire.MessagePack) return WriteMessagePackScoresAsync(context, model, batch, scores);
+        return JsonAnswer.WriteAsync(context, (model, batch, scores), static (writer, answer) =>
+        {
+            writer.WriteString("model", answer.model.Name);
+            writer.WriteString("version", answer.model.Version);
+            writer.WriteStartArray("scores");
+            WriteScores(writer, answer.scores, answer.batch, answer.model.Spec.Events);
+            writer.WriteEndArray();
+        }, context.RequestAborted);
+    }
+
+    private static async Task WriteMessagePackScoresAsync(HttpContext context, ServedModel model, int batch, float[] scores)
     {
         int events = model.Spec.Events;
         HttpResponse response = context.Response;
         response.StatusCode = 200;
-        if (wire == Wire.MessagePack)
+        response.ContentType = MessagePackRankReader.ContentType;
+        var writer = new MessagePackWriter(response.BodyWriter);
+        writer.WriteMapHeader(3);
+        writer.Write("model");
+        writer.Write(model.Name);
+        writer.Write("version");
+        writer.Write(model.Version);
+        writer.Write("scores");
+        writer.WriteArrayHeader(batch);
+        for (int b = 0; b < batch; b++)
         {
-            response.ContentType = MessagePackRankReader.ContentType;
-            var writer = new MessagePackWriter(response.BodyWriter);
-            writer.WriteMapHeader(3);
-            writer.Write("model");
-            writer.Write(model.Name);
-            writer.Write("version");
-            writer.Write(model.Version);
-            writer.Write("scores");
-            writer.WriteArrayHeader(batch);
-            for (int b = 0; b < batch; b++)
+            if (events == 1)
             {
-                if (events == 1)
-                {
-                    writer.Write(scores[b]);
-                    continue;
-                }
-                writer.WriteArrayHeader(events);
-                for (int e = 0; e < events; e++) writer.Write(scores[b * events + e]);
+                writer.Write(scores[b]);
+                continue;
             }
-            writer.Flush();
+            writer.WriteArrayHeader(events);
+            for (int e = 0; e < events; e++) writer.Write(scores[b * events + e]);
         }
-        else
-        {
-            response.ContentType = "application/json";
-            using (var writer = new Utf8JsonWriter(response.BodyWriter))
-            {
-                writer.WriteStartObject();
-                writer.WriteString("model", model.Name);
-                writer.WriteString("version", model.Version);
-                writer.WriteStartArray("scores");
-                WriteScores(writer, scores, batch, events);
-                writer.WriteEndArray();
-                writer.WriteEndObject();
-            }
-        }
+        writer.Flush();
         await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static async Task WriteKServeAsync(HttpContext context, ServedModel model, int batch, float[] scores, string? id)
-    {
-        int events = model.Spec.Events;
-        HttpResponse response = context.Response;
-        response.StatusCode = 200;
-        response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
+    private static Task WriteKServeAsync(HttpContext context, ServedModel model, int batch, float[] scores, string? id) =>
+        JsonAnswer.WriteAsync(context, (model, batch, scores, id), static (writer, answer) =>
         {
-            writer.WriteStartObject();
-            writer.WriteString("model_name", model.Name);
-            writer.WriteString("model_version", model.Version);
-            if (id is not null) writer.WriteString("id", id);
+            int events = answer.model.Spec.Events;
+            writer.WriteString("model_name", answer.model.Name);
+            writer.WriteString("model_version", answer.model.Version);
+            if (answer.id is not null) writer.WriteString("id", answer.id);
             writer.WriteStartArray("outputs");
             writer.WriteStartObject();
             writer.WriteString("name", "scores");
             writer.WriteString("datatype", "FP32");
             writer.WriteStartArray("shape");
-            writer.WriteNumberValue(batch);
+            writer.WriteNumberValue(answer.batch);
             if (events > 1) writer.WriteNumberValue(events);
             writer.WriteEndArray();
             writer.WriteStartArray("data");
-            for (int i = 0; i < batch * events; i++) writer.WriteNumberValue(scores[i]);
+            for (int i = 0; i < answer.batch * events; i++) writer.WriteNumberValue(answer.scores[i]);
             writer.WriteEndArray();
             writer.WriteEndObject();
             writer.WriteEndArray();
-            writer.WriteEndObject();
-        }
-        await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
-    }
+        }, context.RequestAborted);
 
     private static void WriteScores(Utf8JsonWriter writer, float[] scores, int batch, int events)
     {

@@ -3,7 +3,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.OnnxModels.Seq2Seq;
 using Recsys.Router.Hosting;
@@ -28,22 +27,18 @@ public static class TranslationEndpoints
     {
         var request = TranslateRequest.Parse(body, model.Model);
         DecodeResult result = await model.TranslateAsync(request.Source, request.Options, deadline, cancel).WaitAsync(cancel).ConfigureAwait(false);
-        HttpResponse response = context.Response;
-        response.StatusCode = 200;
-        response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
+        await JsonAnswer.WriteAsync(context, (model, request, result), static (writer, answer) =>
         {
-            writer.WriteStartObject();
-            writer.WriteString("model", model.Name);
-            writer.WriteString("version", model.Version);
+            writer.WriteString("model", answer.model.Name);
+            writer.WriteString("version", answer.model.Version);
             writer.WriteStartArray("source_ids");
-            foreach (int id in request.Source) writer.WriteNumberValue(id);
+            foreach (int id in answer.request.Source) writer.WriteNumberValue(id);
             writer.WriteEndArray();
             writer.WriteStartArray("translations");
-            foreach (Hypothesis h in result.Hypotheses)
+            foreach (Hypothesis h in answer.result.Hypotheses)
             {
                 writer.WriteStartObject();
-                if (model.Model.Decode(h.Ids) is { } text) writer.WriteString("text", text);
+                if (answer.model.Model.Decode(h.Ids) is { } text) writer.WriteString("text", text);
                 writer.WriteStartArray("ids");
                 foreach (int id in h.Ids) writer.WriteNumberValue(id);
                 writer.WriteEndArray();
@@ -53,10 +48,8 @@ public static class TranslationEndpoints
                 writer.WriteEndObject();
             }
             writer.WriteEndArray();
-            writer.WriteNumber("steps", result.Steps);
-            writer.WriteEndObject();
-        }
-        await response.BodyWriter.FlushAsync(cancel).ConfigureAwait(false);
+            writer.WriteNumber("steps", answer.result.Steps);
+        }, cancel).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -86,8 +79,7 @@ public static class TranslationEndpoints
         }
         catch (Exception e)
         {
-            ILogger? logger = services.GetService<ILoggerFactory>()?.CreateLogger(typeof(TranslationEndpoints));
-            status = await ErrorResponse.AnswerAsync(context, e, clock, logger, "translation", model.Name).ConfigureAwait(false);
+            status = await ErrorResponse.AnswerAsync(context, e, clock, typeof(TranslationEndpoints), "translation", model.Name).ConfigureAwait(false);
         }
         finally
         {

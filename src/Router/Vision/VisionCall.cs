@@ -1,7 +1,5 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Recsys.Router.Http;
 using Recsys.Router.Metrics;
@@ -48,8 +46,7 @@ internal sealed class VisionCall
         }
         catch (Exception e)
         {
-            ILogger? logger = context.RequestServices.GetService<ILogger<VisionWorkload>>();
-            status = await ErrorResponse.AnswerAsync(context, e, clock, logger, "vision", model.Name).ConfigureAwait(false);
+            status = await ErrorResponse.AnswerAsync(context, e, clock, typeof(VisionWorkload), "vision", model.Name).ConfigureAwait(false);
         }
         finally
         {
@@ -57,17 +54,7 @@ internal sealed class VisionCall
         }
     }
 
-    public async Task WriteJsonAsync(Action<Utf8JsonWriter> body)
-    {
-        HttpResponse response = _context.Response;
-        response.StatusCode = 200;
-        response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
-        {
-            writer.WriteStartObject();
-            body(writer);
-            writer.WriteEndObject();
-        }
-        await response.BodyWriter.FlushAsync(_context.RequestAborted).ConfigureAwait(false);
-    }
+    /// <summary>The 200 answer: a JSON object with the fields <paramref name="fields"/> writes.</summary>
+    public Task WriteJsonAsync(Action<Utf8JsonWriter> fields) =>
+        JsonAnswer.WriteAsync(_context, fields, static (writer, write) => write(writer), _context.RequestAborted);
 }
