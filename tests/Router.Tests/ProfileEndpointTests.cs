@@ -9,31 +9,18 @@ public sealed class ProfileServer : IAsyncLifetime
 {
     public const string ApiKey = "profile-admin-key";
 
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-profile-tests-" + Guid.NewGuid().ToString("N")[..8]);
+    private TestServer _server = null!;
 
-    public RecsysServer Server { get; private set; } = null!;
-    public HttpClient Http { get; private set; } = null!;
+    public RecsysServer Server => _server.Server;
+    public HttpClient Http => _server.Http;
 
-    public async Task InitializeAsync()
-    {
-        string models = Path.Combine(_root, "models");
-        Copy(Path.Combine(VisionServer.FixtureRoot, "resnext", "1"), Path.Combine(models, "resnext", "1"));
-        Copy(TranslationServer.FixtureDirectory, Path.Combine(models, "toy", "1"));
-        Copy(RouterCluster.FixtureDirectory("dot"), Path.Combine(models, "dot", "1"), ["model.json", "weights.safetensors"]);
-        Server = await RecsysServer.StartAsync(new ServeOptions
+    public async Task InitializeAsync() =>
+        _server = await TestServer.StartAsync("profile", models =>
         {
-            ModelsDirectory = models,
-            DataDirectory = Path.Combine(_root, "data"),
-            Port = 0,
-            SiloPort = FreePort(),
-            GatewayPort = FreePort(),
-            ClusterId = "profile-tests-" + Guid.NewGuid().ToString("N")[..6],
-            WriteDemoModelWhenEmpty = false,
-            Deadline = TimeSpan.FromSeconds(30),
-            ApiKey = ApiKey,
-        }, TextWriter.Null, loadModels: true);
-        Http = new HttpClient { BaseAddress = Server.Address, Timeout = TimeSpan.FromSeconds(300) };
-    }
+            TestModels.Copy(Path.Combine(VisionServer.FixtureRoot, "resnext", "1"), Path.Combine(models, "resnext", "1"));
+            TestModels.Copy(TranslationServer.FixtureDirectory, Path.Combine(models, "toy", "1"));
+            TestModels.Copy(RouterCluster.FixtureDirectory("dot"), Path.Combine(models, "dot", "1"), "model.json", "weights.safetensors");
+        }, options => options with { ApiKey = ApiKey }, httpTimeout: TimeSpan.FromSeconds(300));
 
     public async Task<(HttpStatusCode Status, JsonNode? Body)> GetAsync(string path, string? key = ApiKey)
     {
@@ -44,34 +31,9 @@ public sealed class ProfileServer : IAsyncLifetime
         return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
     }
 
-    private static void Copy(string from, string to, string[]? only = null)
-    {
-        Directory.CreateDirectory(to);
-        foreach (string file in Directory.GetFiles(from))
-        {
-            if (only is null || only.Contains(Path.GetFileName(file))) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-        }
-    }
-
     public async Task DisposeAsync()
     {
-        Http?.Dispose();
-        if (Server is not null) await Server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // FASTER may still hold a log file for a moment; the temp folder is harmless.
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        if (_server is not null) await _server.DisposeAsync();
     }
 }
 

@@ -1,7 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.EmbeddingGrains.Contracts;
@@ -114,59 +111,23 @@ public sealed class RankingApiLocalShardTests(LocalShardNode node) : IClassFixtu
 public sealed class LocalShardNode : IAsyncLifetime
 {
     public const string UpsertModel = "dot-upserts";
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-local-" + Guid.NewGuid().ToString("N")[..8]);
 
-    public RecsysServer Server { get; private set; } = null!;
+    private TestServer _server = null!;
 
-    public async Task InitializeAsync()
-    {
-        // 3 shards for C2 keeps the division path covered next to the power-of-two mask.
-        WriteModel("dot", "dot", [2, 3, 4]);
-        WriteModel("dot", UpsertModel, [2, 3, 4]);
-        WriteModel("weighted", "weighted", [2]);
-        WriteModel("mean", "mean", [3]);
-        Server = await RecsysServer.StartAsync(new ServeOptions
+    public RecsysServer Server => _server.Server;
+
+    public async Task InitializeAsync() =>
+        _server = await TestServer.StartAsync("local-shards", models =>
         {
-            ModelsDirectory = Path.Combine(_root, "models"),
-            DataDirectory = Path.Combine(_root, "data"),
-            Port = 0,
-            SiloPort = FreePort(),
-            GatewayPort = FreePort(),
-            ClusterId = "local-shards-" + Guid.NewGuid().ToString("N")[..6],
-            WriteDemoModelWhenEmpty = false,
-            Deadline = TimeSpan.FromSeconds(20),
-        }, TextWriter.Null);
-    }
-
-    private void WriteModel(string fixture, string name, int[] shards)
-    {
-        string source = RouterCluster.FixtureDirectory(fixture);
-        string target = Path.Combine(_root, "models", name, "1");
-        Directory.CreateDirectory(target);
-        var spec = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!.AsObject();
-        JsonArray tables = spec["tables"]!.AsArray();
-        for (int t = 0; t < tables.Count; t++) tables[t]!["shards"] = shards[t % shards.Length];
-        File.WriteAllText(Path.Combine(target, "model.json"), spec.ToJsonString());
-        File.Copy(Path.Combine(source, "weights.safetensors"), Path.Combine(target, "weights.safetensors"));
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+            // 3 shards for C2 keeps the division path covered next to the power-of-two mask.
+            TestModels.WriteDlrm("dot", Path.Combine(models, "dot", "1"), [2, 3, 4]);
+            TestModels.WriteDlrm("dot", Path.Combine(models, UpsertModel, "1"), [2, 3, 4]);
+            TestModels.WriteDlrm("weighted", Path.Combine(models, "weighted", "1"), [2]);
+            TestModels.WriteDlrm("mean", Path.Combine(models, "mean", "1"), [3]);
+        }, options => options with { Deadline = TimeSpan.FromSeconds(20) });
 
     public async Task DisposeAsync()
     {
-        await Server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A temp folder left behind is harmless.
-        }
+        if (_server is not null) await _server.DisposeAsync();
     }
 }

@@ -16,64 +16,27 @@ public sealed class VisionServer : IAsyncLifetime
     public static readonly string[] VisionModels = ["resnext", "detector", "video3d", "video-frames"];
     public const long MaxPixels = 1024 * 1024;
 
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-vision-tests-" + Guid.NewGuid().ToString("N")[..8]);
+    private TestServer _server = null!;
 
-    public RecsysServer Server { get; private set; } = null!;
-    public HttpClient Http { get; private set; } = null!;
+    public RecsysServer Server => _server.Server;
+    public HttpClient Http => _server.Http;
 
     public static string FixtureRoot => Path.Combine(AppContext.BaseDirectory, "fixtures", "vision");
 
-    public async Task InitializeAsync()
-    {
-        string models = Path.Combine(_root, "models");
-        foreach (string name in VisionModels)
+    public async Task InitializeAsync() =>
+        _server = await TestServer.StartAsync("vision", models =>
         {
-            string target = Path.Combine(models, name, "1");
-            Directory.CreateDirectory(target);
-            foreach (string file in Directory.GetFiles(Path.Combine(FixtureRoot, name, "1"))) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        }
-        string resnextJson = Path.Combine(models, "resnext", "1", "model.json");
-        JsonObject spec = JsonNode.Parse(File.ReadAllText(resnextJson))!.AsObject();
-        spec["preprocessing"]!["max_pixels"] = MaxPixels;
-        File.WriteAllText(resnextJson, spec.ToJsonString());
-        string dot = Path.Combine(models, "dot", "1");
-        Directory.CreateDirectory(dot);
-        foreach (string file in new[] { "model.json", "weights.safetensors" }) File.Copy(Path.Combine(RouterCluster.FixtureDirectory("dot"), file), Path.Combine(dot, file));
-
-        Server = await RecsysServer.StartAsync(new ServeOptions
-        {
-            ModelsDirectory = models,
-            DataDirectory = Path.Combine(_root, "data"),
-            Port = 0,
-            SiloPort = FreePort(),
-            GatewayPort = FreePort(),
-            ClusterId = "vision-tests-" + Guid.NewGuid().ToString("N")[..6],
-            WriteDemoModelWhenEmpty = false,
-            Deadline = TimeSpan.FromSeconds(30),
-            MaxBodyBytes = 8L << 20,
-        }, TextWriter.Null, loadModels: true);
-        Http = new HttpClient { BaseAddress = Server.Address, Timeout = TimeSpan.FromSeconds(60) };
-    }
+            foreach (string name in VisionModels) TestModels.Copy(Path.Combine(FixtureRoot, name, "1"), Path.Combine(models, name, "1"));
+            string resnextJson = Path.Combine(models, "resnext", "1", "model.json");
+            JsonObject spec = JsonNode.Parse(File.ReadAllText(resnextJson))!.AsObject();
+            spec["preprocessing"]!["max_pixels"] = MaxPixels;
+            File.WriteAllText(resnextJson, spec.ToJsonString());
+            TestModels.Copy(RouterCluster.FixtureDirectory("dot"), Path.Combine(models, "dot", "1"), "model.json", "weights.safetensors");
+        }, options => options with { MaxBodyBytes = 8L << 20 });
 
     public async Task DisposeAsync()
     {
-        Http?.Dispose();
-        if (Server is not null) await Server.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // FASTER may still hold a log file for a moment; the temp folder is harmless.
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        if (_server is not null) await _server.DisposeAsync();
     }
 
     public sealed record Case(string Name, Dictionary<string, HostTensor> Inputs, Dictionary<string, HostTensor> Outputs);

@@ -1,14 +1,10 @@
-using System.Diagnostics;
 using System.Text.Json;
 using MessagePack;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Recsys.DenseCompute.Dlrm;
-using Recsys.Router.Batching;
 using Recsys.Router.Hosting;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
-using Recsys.Router.Scheduling;
 using Recsys.Router.Serving;
 
 namespace Recsys.Router.Http;
@@ -18,7 +14,7 @@ namespace Recsys.Router.Http;
 /// version, parse against that version's spec, queue on its batcher under the request deadline,
 /// write the answer. Every failure becomes a JSON error naming the field; the server keeps serving.
 /// </summary>
-internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, ServingMetrics metrics, ILogger<RankHandler> logger)
+internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, ServingMetrics metrics)
 {
     private enum Wire
     {
@@ -34,98 +30,50 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
 
     private async Task ServeAsync(HttpContext context, string name, bool kserve, string? pathVersion = null)
     {
-        long started = Stopwatch.GetTimestamp();
         int status = 200;
         ServedModel? model = null;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        TimeSpan budget = options.Deadline;
+        using var clock = new RequestClock(context, options.Deadline);
         try
         {
-            budget = RequestDeadline.Read(context.Request, options.Deadline);
-            RequestDeadline.Arm(deadline, budget);
+            clock.Arm();
             Wire wire = RequestWire(context.Request, kserve);
-            using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
+            using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, clock.Token).ConfigureAwait(false);
             RankInput input;
             string? kserveId = null;
             if (kserve)
             {
-                model = await registry.AcquireAsync(name, pathVersion, deadline.Token).ConfigureAwait(false);
+                model = await registry.AcquireAsync(name, pathVersion, clock.Token).ConfigureAwait(false);
                 input = RankInput.From(KServeInferReader.Parse(body.Memory, model.Spec, options.MaxRequestSamples, out kserveId));
             }
             else if (wire == Wire.MessagePack && MessagePackContextReader.IsContextForm(body.Memory, out string? packedVersion))
             {
-                model = await registry.AcquireAsync(name, packedVersion, deadline.Token).ConfigureAwait(false);
+                model = await registry.AcquireAsync(name, packedVersion, clock.Token).ConfigureAwait(false);
                 input = MessagePackContextReader.Parse(body.Memory, model.Spec, options.MaxRequestSamples);
             }
             else if (wire == Wire.MessagePack)
             {
-                model = await registry.AcquireAsync(name, MessagePackRankReader.ReadVersion(body.Memory), deadline.Token).ConfigureAwait(false);
+                model = await registry.AcquireAsync(name, MessagePackRankReader.ReadVersion(body.Memory), clock.Token).ConfigureAwait(false);
                 input = RankInput.From(MessagePackRankReader.Parse(body.Memory, model.Spec, options.MaxRequestSamples));
             }
             else if (ContextCandidatesReader.IsContextForm(body.Span, out string? contextVersion))
             {
-                model = await registry.AcquireAsync(name, contextVersion, deadline.Token).ConfigureAwait(false);
+                model = await registry.AcquireAsync(name, contextVersion, clock.Token).ConfigureAwait(false);
                 input = ContextCandidatesReader.Parse(body.Memory, model.Spec, options.MaxRequestSamples);
             }
             else
             {
-                model = await registry.AcquireAsync(name, JsonRankBody.ReadVersion(body.Span), deadline.Token).ConfigureAwait(false);
+                model = await registry.AcquireAsync(name, JsonRankBody.ReadVersion(body.Span), clock.Token).ConfigureAwait(false);
                 input = RankInput.From(JsonRankBody.Parse(body.Span, model.Spec, options.MaxRequestSamples));
             }
 
-            float[] scores = await model.Batcher.RankAsync(input, deadline.Token).WaitAsync(deadline.Token).ConfigureAwait(false);
+            float[] scores = await model.Batcher.RankAsync(input, clock.Token).WaitAsync(clock.Token).ConfigureAwait(false);
             if (kserve) await WriteKServeAsync(context, model, input.Batch, scores, kserveId).ConfigureAwait(false);
             else await WriteScoresAsync(context, model, input.Batch, scores, Accepts(context.Request, MessagePackRankReader.ContentType) ? Wire.MessagePack : Wire.Json).ConfigureAwait(false);
-            model.Metrics.Observe(Stage.Total, Stopwatch.GetElapsedTime(started));
-        }
-        catch (InvalidRequestException e)
-        {
-            status = e.Status;
-            await ApiErrors.WriteAsync(context, status, e.Field, e.Message).ConfigureAwait(false);
-        }
-        catch (ModelNotFoundException e)
-        {
-            status = 404;
-            await ApiErrors.WriteAsync(context, status, e.Field, e.Message).ConfigureAwait(false);
-        }
-        catch (QueueFullException e)
-        {
-            status = 429;
-            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-        }
-        catch (SchedulerRejectedException e)
-        {
-            // The compute scheduler refused the batch (shutting down, or admission): retry elsewhere or later.
-            status = 503;
-            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: e.RetryAfter).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            // The client went away: nobody reads an answer. 499 as nginx counts it.
-            status = 499;
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
-        {
-            status = 504;
-            // The deadline may have cut the body read short: the connection cannot carry another request.
-            context.Response.Headers.Connection = "close";
-            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
-        }
-        catch (ShardUnavailableException e)
-        {
-            status = 503;
-            await ApiErrors.WriteAsync(context, status, "shard", e.Message, retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e)
-        {
-            status = e.StatusCode;
-            await ApiErrors.WriteAsync(context, status, "body", e.Message).ConfigureAwait(false);
+            model.Metrics.Observe(Stage.Total, clock.Elapsed);
         }
         catch (Exception e)
         {
-            status = 500;
-            logger.LogError(e, "ranking request for model {Model} failed", name);
-            await ApiErrors.WriteAsync(context, status, "server", $"{e.GetType().Name}: {e.Message}").ConfigureAwait(false);
+            status = await ErrorResponse.AnswerAsync(context, e, clock, typeof(RankHandler), "ranking", name).ConfigureAwait(false);
         }
         finally
         {
@@ -135,7 +83,7 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
         }
     }
 
-    /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms), never a longer one.</summary>
+    /// <summary>The body's encoding from Content-Type: JSON (the default), or MessagePack on /v1; anything else is 415.</summary>
     private static Wire RequestWire(HttpRequest request, bool kserve)
     {
         string? type = request.ContentType;
@@ -156,80 +104,68 @@ internal sealed class RankHandler(ModelRegistry registry, ServeOptions options, 
     private static bool Accepts(HttpRequest request, string media) =>
         request.Headers.Accept.Any(a => a is not null && a.Contains(media, StringComparison.OrdinalIgnoreCase));
 
-    private static async Task WriteScoresAsync(HttpContext context, ServedModel model, int batch, float[] scores, Wire wire)
+    private static Task WriteScoresAsync(HttpContext context, ServedModel model, int batch, float[] scores, Wire wire)
+    {
+        if (wire == Wire.MessagePack) return WriteMessagePackScoresAsync(context, model, batch, scores);
+        return JsonAnswer.WriteAsync(context, (model, batch, scores), static (writer, answer) =>
+        {
+            writer.WriteString("model", answer.model.Name);
+            writer.WriteString("version", answer.model.Version);
+            writer.WriteStartArray("scores");
+            WriteScores(writer, answer.scores, answer.batch, answer.model.Spec.Events);
+            writer.WriteEndArray();
+        }, context.RequestAborted);
+    }
+
+    private static async Task WriteMessagePackScoresAsync(HttpContext context, ServedModel model, int batch, float[] scores)
     {
         int events = model.Spec.Events;
         HttpResponse response = context.Response;
         response.StatusCode = 200;
-        if (wire == Wire.MessagePack)
+        response.ContentType = MessagePackRankReader.ContentType;
+        var writer = new MessagePackWriter(response.BodyWriter);
+        writer.WriteMapHeader(3);
+        writer.Write("model");
+        writer.Write(model.Name);
+        writer.Write("version");
+        writer.Write(model.Version);
+        writer.Write("scores");
+        writer.WriteArrayHeader(batch);
+        for (int b = 0; b < batch; b++)
         {
-            response.ContentType = MessagePackRankReader.ContentType;
-            var writer = new MessagePackWriter(response.BodyWriter);
-            writer.WriteMapHeader(3);
-            writer.Write("model");
-            writer.Write(model.Name);
-            writer.Write("version");
-            writer.Write(model.Version);
-            writer.Write("scores");
-            writer.WriteArrayHeader(batch);
-            for (int b = 0; b < batch; b++)
+            if (events == 1)
             {
-                if (events == 1)
-                {
-                    writer.Write(scores[b]);
-                    continue;
-                }
-                writer.WriteArrayHeader(events);
-                for (int e = 0; e < events; e++) writer.Write(scores[b * events + e]);
+                writer.Write(scores[b]);
+                continue;
             }
-            writer.Flush();
+            writer.WriteArrayHeader(events);
+            for (int e = 0; e < events; e++) writer.Write(scores[b * events + e]);
         }
-        else
-        {
-            response.ContentType = "application/json";
-            using (var writer = new Utf8JsonWriter(response.BodyWriter))
-            {
-                writer.WriteStartObject();
-                writer.WriteString("model", model.Name);
-                writer.WriteString("version", model.Version);
-                writer.WriteStartArray("scores");
-                WriteScores(writer, scores, batch, events);
-                writer.WriteEndArray();
-                writer.WriteEndObject();
-            }
-        }
+        writer.Flush();
         await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static async Task WriteKServeAsync(HttpContext context, ServedModel model, int batch, float[] scores, string? id)
-    {
-        int events = model.Spec.Events;
-        HttpResponse response = context.Response;
-        response.StatusCode = 200;
-        response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
+    private static Task WriteKServeAsync(HttpContext context, ServedModel model, int batch, float[] scores, string? id) =>
+        JsonAnswer.WriteAsync(context, (model, batch, scores, id), static (writer, answer) =>
         {
-            writer.WriteStartObject();
-            writer.WriteString("model_name", model.Name);
-            writer.WriteString("model_version", model.Version);
-            if (id is not null) writer.WriteString("id", id);
+            int events = answer.model.Spec.Events;
+            writer.WriteString("model_name", answer.model.Name);
+            writer.WriteString("model_version", answer.model.Version);
+            if (answer.id is not null) writer.WriteString("id", answer.id);
             writer.WriteStartArray("outputs");
             writer.WriteStartObject();
             writer.WriteString("name", "scores");
             writer.WriteString("datatype", "FP32");
             writer.WriteStartArray("shape");
-            writer.WriteNumberValue(batch);
+            writer.WriteNumberValue(answer.batch);
             if (events > 1) writer.WriteNumberValue(events);
             writer.WriteEndArray();
             writer.WriteStartArray("data");
-            for (int i = 0; i < batch * events; i++) writer.WriteNumberValue(scores[i]);
+            for (int i = 0; i < answer.batch * events; i++) writer.WriteNumberValue(answer.scores[i]);
             writer.WriteEndArray();
             writer.WriteEndObject();
             writer.WriteEndArray();
-            writer.WriteEndObject();
-        }
-        await response.BodyWriter.FlushAsync(context.RequestAborted).ConfigureAwait(false);
-    }
+        }, context.RequestAborted);
 
     private static void WriteScores(Utf8JsonWriter writer, float[] scores, int batch, int events)
     {

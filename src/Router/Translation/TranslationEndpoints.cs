@@ -1,22 +1,18 @@
-using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Recsys.DenseCompute.Dlrm;
 using Recsys.OnnxModels.Seq2Seq;
 using Recsys.Router.Hosting;
 using Recsys.Router.Http;
 using Recsys.Router.Metrics;
-using Recsys.Router.Scheduling;
 using Recsys.Router.Workloads;
 
 namespace Recsys.Router.Translation;
 
-/// <summary>POST /v1/models/{name}/translate, and the error mapping every translation entry point shares.</summary>
+/// <summary>POST /v1/models/{name}/translate, and the request scope (body, deadline, error answers) every translation entry point shares.</summary>
 public static class TranslationEndpoints
 {
     public static void Map(IEndpointRouteBuilder app) =>
@@ -31,22 +27,18 @@ public static class TranslationEndpoints
     {
         var request = TranslateRequest.Parse(body, model.Model);
         DecodeResult result = await model.TranslateAsync(request.Source, request.Options, deadline, cancel).WaitAsync(cancel).ConfigureAwait(false);
-        HttpResponse response = context.Response;
-        response.StatusCode = 200;
-        response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
+        await JsonAnswer.WriteAsync(context, (model, request, result), static (writer, answer) =>
         {
-            writer.WriteStartObject();
-            writer.WriteString("model", model.Name);
-            writer.WriteString("version", model.Version);
+            writer.WriteString("model", answer.model.Name);
+            writer.WriteString("version", answer.model.Version);
             writer.WriteStartArray("source_ids");
-            foreach (int id in request.Source) writer.WriteNumberValue(id);
+            foreach (int id in answer.request.Source) writer.WriteNumberValue(id);
             writer.WriteEndArray();
             writer.WriteStartArray("translations");
-            foreach (Hypothesis h in result.Hypotheses)
+            foreach (Hypothesis h in answer.result.Hypotheses)
             {
                 writer.WriteStartObject();
-                if (model.Model.Decode(h.Ids) is { } text) writer.WriteString("text", text);
+                if (answer.model.Model.Decode(h.Ids) is { } text) writer.WriteString("text", text);
                 writer.WriteStartArray("ids");
                 foreach (int id in h.Ids) writer.WriteNumberValue(id);
                 writer.WriteEndArray();
@@ -56,10 +48,8 @@ public static class TranslationEndpoints
                 writer.WriteEndObject();
             }
             writer.WriteEndArray();
-            writer.WriteNumber("steps", result.Steps);
-            writer.WriteEndObject();
-        }
-        await response.BodyWriter.FlushAsync(cancel).ConfigureAwait(false);
+            writer.WriteNumber("steps", answer.result.Steps);
+        }, cancel).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -70,70 +60,36 @@ public static class TranslationEndpoints
     {
         IServiceProvider services = context.RequestServices;
         ServeOptions options = services.GetRequiredService<ServeOptions>();
-        long started = Stopwatch.GetTimestamp();
         int status = 200;
-        TimeSpan budget = options.Deadline;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var clock = new RequestClock(context, options.Deadline);
         try
         {
-            budget = RequestDeadline.Read(context.Request, options.Deadline);
-            RequestDeadline.Arm(deadline, budget);
+            clock.Arm();
             RequireJson(context.Request);
-            using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, deadline.Token).ConfigureAwait(false);
-            await handler(context, model, body.Memory, started + (long)(budget.TotalSeconds * Stopwatch.Frequency), deadline.Token).ConfigureAwait(false);
+            using RequestBody body = await RequestBody.ReadAsync(context.Request, options.MaxBodyBytes, clock.Token).ConfigureAwait(false);
+            await handler(context, model, body.Memory, clock.DeadlineTimestamp, clock.Token).ConfigureAwait(false);
             status = context.Response.StatusCode;
-        }
-        catch (InvalidRequestException e)
-        {
-            status = e.Status;
-            await ApiErrors.WriteAsync(context, status, e.Field, e.Message).ConfigureAwait(false);
-        }
-        catch (DecodeQueueFullException e)
-        {
-            status = 429;
-            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-        }
-        catch (SchedulerRejectedException e)
-        {
-            status = 503;
-            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: e.RetryAfter).ConfigureAwait(false);
         }
         catch (ObjectDisposedException)
         {
-            status = 503;
-            await ApiErrors.WriteAsync(context, status, "model", $"model '{model.Name}' version {model.Version} is being unloaded; retry", retryAfter: TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            status = 499;
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
-        {
-            status = 504;
-            // The deadline may have cut the body read short: the connection cannot carry another request.
-            context.Response.Headers.Connection = "close";
-            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request left the decode batch").ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e)
-        {
-            status = e.StatusCode;
-            await ApiErrors.WriteAsync(context, status, "body", e.Message).ConfigureAwait(false);
+            // The decode driver refuses new work once its model is unloading; a retry reaches the
+            // version that replaces it. Translation only: elsewhere a disposed object is a bug (500, logged).
+            status = await new ErrorResponse(503, "model", $"model '{model.Name}' version {model.Version} is being unloaded; retry", TimeSpan.FromSeconds(1))
+                .WriteAsync(context).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            status = 500;
-            services.GetService<ILoggerFactory>()?.CreateLogger(typeof(TranslationEndpoints)).LogError(e, "translation request for model {Model} failed", model.Name);
-            await ApiErrors.WriteAsync(context, status, "server", $"{e.GetType().Name}: {e.Message}").ConfigureAwait(false);
+            status = await ErrorResponse.AnswerAsync(context, e, clock, typeof(TranslationEndpoints), "translation", model.Name).ConfigureAwait(false);
         }
         finally
         {
             ModelMetrics metrics = services.GetRequiredService<ServingMetrics>().For(model.Name);
             metrics.CountRequest(status);
-            if (status == 200) metrics.Observe(Stage.Total, Stopwatch.GetElapsedTime(started));
+            if (status == 200) metrics.Observe(Stage.Total, clock.Elapsed);
         }
     }
 
-    /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms), never a longer one.</summary>
+    /// <summary>Translation bodies are JSON only (no Content-Type is taken as JSON); anything else is 415.</summary>
     private static void RequireJson(HttpRequest request)
     {
         string? type = request.ContentType;

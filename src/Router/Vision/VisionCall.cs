@@ -1,102 +1,52 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
-using Recsys.DenseCompute.Dlrm;
-using Recsys.OnnxModels.Vision;
 using Recsys.Router.Http;
 using Recsys.Router.Metrics;
-using Recsys.Router.Scheduling;
 
 namespace Recsys.Router.Vision;
 
 /// <summary>
-/// One vision request: its deadline (the server's, or a shorter X-Deadline-Ms), its cancellation,
-/// and the one place its failures become JSON errors naming the field. The server keeps serving
-/// whatever a request sends.
+/// One vision request: its deadline (the server's, or a shorter X-Deadline-Ms) and its
+/// cancellation. Its failures become JSON errors naming the field through the mapping every
+/// endpoint shares (<see cref="ErrorResponse"/>); the server keeps serving whatever a request sends.
 /// </summary>
 internal sealed class VisionCall
 {
     private readonly HttpContext _context;
+    private readonly RequestClock _clock;
 
-    private VisionCall(HttpContext context, CancellationToken cancel, long deadline)
+    private VisionCall(HttpContext context, RequestClock clock)
     {
         _context = context;
-        Cancel = cancel;
-        DeadlineTimestamp = deadline;
+        _clock = clock;
     }
 
-    public CancellationToken Cancel { get; }
+    public CancellationToken Cancel => _clock.Token;
 
     /// <summary>Stopwatch timestamp the scheduler orders and refuses by.</summary>
-    public long DeadlineTimestamp { get; }
+    public long DeadlineTimestamp => _clock.DeadlineTimestamp;
 
     public static async Task ServeAsync(HttpContext context, VisionWorkload model, Func<VisionCall, Task> handle)
     {
-        long started = Stopwatch.GetTimestamp();
         int status = 200;
-        TimeSpan budget = model.Options.Deadline;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var clock = new RequestClock(context, model.Options.Deadline);
         try
         {
-            budget = RequestDeadline.Read(context.Request, model.Options.Deadline);
-            RequestDeadline.Arm(deadline, budget);
-            await handle(new VisionCall(context, deadline.Token, ComputeScheduler.DeadlineAfter(budget))).ConfigureAwait(false);
-            model.Metrics.For(model.Name).Observe(Stage.Total, Stopwatch.GetElapsedTime(started));
-        }
-        catch (InvalidRequestException e)
-        {
-            status = e.Status;
-            await ApiErrors.WriteAsync(context, status, e.Field, e.Message).ConfigureAwait(false);
-        }
-        catch (VisionInputException e)
-        {
-            status = e.Status;
-            await ApiErrors.WriteAsync(context, status, e.Field, e.Message).ConfigureAwait(false);
-        }
-        catch (SchedulerRejectedException) when (Stopwatch.GetElapsedTime(started) >= budget)
-        {
-            // Refused because its time was already up: that is a deadline answer, not overload.
-            status = 504;
-            // The deadline may have cut the body read short: the connection cannot carry another request.
-            context.Response.Headers.Connection = "close";
-            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
-        }
-        catch (SchedulerRejectedException e)
-        {
-            status = 503;
-            await ApiErrors.WriteAsync(context, status, "model", e.Message, retryAfter: e.RetryAfter).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            status = 499;
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
-        {
-            status = 504;
-            // The deadline may have cut the body read short: the connection cannot carry another request.
-            context.Response.Headers.Connection = "close";
-            await ApiErrors.WriteAsync(context, status, "deadline", $"not answered within {budget.TotalMilliseconds:0} ms; the request was dropped").ConfigureAwait(false);
-        }
-        catch (BadHttpRequestException e)
-        {
-            status = e.StatusCode;
-            await ApiErrors.WriteAsync(context, status, "body", e.Message).ConfigureAwait(false);
+            clock.Arm();
+            await handle(new VisionCall(context, clock)).ConfigureAwait(false);
+            model.Metrics.For(model.Name).Observe(Stage.Total, clock.Elapsed);
         }
         catch (OnnxRuntimeException e)
         {
             // The request passed the graph's declared types and shapes, yet the graph refused it
             // (an image too small for its pooling, say): the input's fault, and only this request's.
-            status = 422;
-            await ApiErrors.WriteAsync(context, status, "inputs", $"the model could not run this input: {e.Message}").ConfigureAwait(false);
+            // Vision only: a translation graph runs a whole decode batch, where a refusal is the server's.
+            status = await new ErrorResponse(422, "inputs", $"the model could not run this input: {e.Message}").WriteAsync(context).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            status = 500;
-            context.RequestServices.GetService<ILogger<VisionWorkload>>()?.LogError(e, "vision request for model {Model} failed", model.Name);
-            await ApiErrors.WriteAsync(context, status, "server", $"{e.GetType().Name}: {e.Message}").ConfigureAwait(false);
+            status = await ErrorResponse.AnswerAsync(context, e, clock, typeof(VisionWorkload), "vision", model.Name).ConfigureAwait(false);
         }
         finally
         {
@@ -104,19 +54,7 @@ internal sealed class VisionCall
         }
     }
 
-    public async Task WriteJsonAsync(Action<Utf8JsonWriter> body)
-    {
-        HttpResponse response = _context.Response;
-        response.StatusCode = 200;
-        response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
-        {
-            writer.WriteStartObject();
-            body(writer);
-            writer.WriteEndObject();
-        }
-        await response.BodyWriter.FlushAsync(_context.RequestAborted).ConfigureAwait(false);
-    }
-
-    /// <summary>A client may ask for a shorter deadline than the server's (X-Deadline-Ms, as on the ranking path), never a longer one.</summary>
+    /// <summary>The 200 answer: a JSON object with the fields <paramref name="fields"/> writes.</summary>
+    public Task WriteJsonAsync(Action<Utf8JsonWriter> fields) =>
+        JsonAnswer.WriteAsync(_context, fields, static (writer, write) => write(writer), _context.RequestAborted);
 }
