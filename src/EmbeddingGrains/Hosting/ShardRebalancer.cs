@@ -101,12 +101,21 @@ public sealed partial class ShardRebalancer(
         }
     }
 
+    /// <summary>
+    /// Wakes the loop when the set of active silos changes, and only then: the snapshots Orleans
+    /// repeats without a change (<see cref="ActiveSiloChanges"/>) used to reset the quiet period on
+    /// every table refresh, and a silo whose refreshes came a little under
+    /// <see cref="EmbeddingShardOptions.RebalanceDelay"/> apart never made a single pass.
+    /// </summary>
     private async Task WatchMembershipAsync(CancellationToken stop)
     {
+        var changes = new ActiveSiloChanges();
         try
         {
-            await foreach (ClusterMembershipSnapshot _ in membership.MembershipUpdates.WithCancellation(stop))
+            await foreach (ClusterMembershipSnapshot snapshot in membership.MembershipUpdates.WithCancellation(stop))
             {
+                if (!changes.Changed(snapshot)) continue;
+                LogMembershipChanged(logger, local.SiloAddress, snapshot.Version.Value, ActiveSiloChanges.Active(snapshot).Length);
                 Volatile.Write(ref _changedAt, Environment.TickCount64);
                 _changed.Release();
             }
@@ -124,13 +133,7 @@ public sealed partial class ShardRebalancer(
             try
             {
                 await _changed.WaitAsync(_options.RebalanceInterval, stop);
-                // Let membership settle: a burst of changes (several silos starting) gives one pass, and the
-                // front ends learn the new silo's roles before the first shard moves there.
-                long quietFor;
-                while ((quietFor = Environment.TickCount64 - Volatile.Read(ref _changedAt)) < (long)_options.RebalanceDelay.TotalMilliseconds)
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds((long)_options.RebalanceDelay.TotalMilliseconds - quietFor), stop);
-                }
+                await SettleAsync(stop);
                 while (_changed.CurrentCount > 0) await _changed.WaitAsync(stop);
                 SiloAddress[] active = ActiveSilos();
                 LogPassStart(logger, local.SiloAddress, membership.CurrentSnapshot.Version.Value, active.Length, embeddingSilos.Filter(active, local.SiloAddress).Count);
@@ -162,6 +165,23 @@ public sealed partial class ShardRebalancer(
             {
                 LogPassFailed(logger, e);
             }
+        }
+    }
+
+    /// <summary>
+    /// Lets membership settle: a burst of changes (several silos starting) gives one pass, and the
+    /// front ends learn a new silo's roles before the first shard moves there. Bounded by
+    /// <see cref="EmbeddingShardOptions.RebalanceInterval"/>, so a cluster whose membership keeps
+    /// changing still gets a pass now and then instead of none.
+    /// </summary>
+    private async Task SettleAsync(CancellationToken stop)
+    {
+        long delay = (long)_options.RebalanceDelay.TotalMilliseconds;
+        long giveUpAt = Environment.TickCount64 + (long)_options.RebalanceInterval.TotalMilliseconds;
+        long quietFor;
+        while ((quietFor = Environment.TickCount64 - Volatile.Read(ref _changedAt)) < delay && Environment.TickCount64 < giveUpAt)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(delay - quietFor, Math.Max(1, giveUpAt - Environment.TickCount64))), stop);
         }
     }
 
@@ -216,6 +236,9 @@ public sealed partial class ShardRebalancer(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Rebalance pass on {Silo}: membership version {Version}, {Active} active silos, {Embedding} embedding")]
     private static partial void LogPassStart(ILogger logger, SiloAddress silo, long version, int active, int embedding);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Rebalance on {Silo}: active silos changed (membership version {Version}, {Active} active)")]
+    private static partial void LogMembershipChanged(ILogger logger, SiloAddress silo, long version, int active);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: roles of {Unknown} missing from the metadata cache; {Answered} answered when asked")]
     private static partial void LogResolved(ILogger logger, SiloAddress silo, string unknown, int answered);
