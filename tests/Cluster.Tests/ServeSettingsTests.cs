@@ -50,7 +50,9 @@ public sealed class ServeSettingsTests : IDisposable
     {
         Assert.Equal(new ClusterChoice(null, null), ClusterChoice.Parse("localhost"));
         Assert.Equal(11111, ClusterChoice.Parse("localhost:11111").Primary!.Port);
-        Assert.Contains("PostgreSQL", Assert.Throws<CliException>(() => ClusterChoice.Parse("postgres://db/recsys")).Message, StringComparison.Ordinal);
+        string postgres = Assert.Throws<CliException>(() => ClusterChoice.Parse("postgres://db/recsys")).Message;
+        Assert.Contains("PostgreSQL", postgres, StringComparison.Ordinal);
+        Assert.Contains("does not ship its PostgreSQL schema", postgres, StringComparison.Ordinal);
         Assert.Contains("consul://x", Assert.Throws<CliException>(() => ClusterChoice.Parse("consul://x")).Message, StringComparison.Ordinal);
     }
 

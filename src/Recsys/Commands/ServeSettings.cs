@@ -113,7 +113,12 @@ public sealed record ClusterChoice(IPEndPoint? Primary, string? Redis)
         if (text.StartsWith("redis://", StringComparison.OrdinalIgnoreCase)) return new ClusterChoice(null, RedisConfiguration(text));
         if (text.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || text.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
         {
-            throw new CliException("--cluster: PostgreSQL membership is not built in (the ADO.NET provider needs its schema script applied first); use redis://HOST:PORT");
+            // Microsoft.Orleans.Clustering.AdoNet 10.4.2 ships no SQL (only lib/ and a README linking to
+            // the Orleans repository), and we do not carry a hand-copied Orleans schema that could drift
+            // from the provider's queries; so there is no schema to apply and no provider to wire.
+            throw new CliException("--cluster: PostgreSQL membership is not built in: the Orleans ADO.NET clustering package (Microsoft.Orleans.Clustering.AdoNet 10.4.2) "
+                + "does not ship its PostgreSQL schema scripts (PostgreSQL-Main.sql, PostgreSQL-Clustering.sql live only in the dotnet/orleans repository), "
+                + "so Recsys cannot create the membership tables; use redis://HOST:PORT");
         }
         throw new CliException($"--cluster: '{text}' is not localhost, localhost:PORT or redis://HOST:PORT");
     }
