@@ -4,7 +4,9 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
+using Recsys.Cli.Commands;
 using Recsys.EmbeddingGrains.Contracts;
+using Recsys.Router.Hosting.Membership;
 using Xunit.Abstractions;
 
 namespace Recsys.Cluster.Tests;

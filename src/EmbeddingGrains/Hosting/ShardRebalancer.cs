@@ -39,12 +39,16 @@ public sealed partial class ShardRebalancer(
     private readonly SemaphoreSlim _changed = new(0);
     private long _changedAt = Environment.TickCount64;
     private long _moved;
+    private long _landedElsewhere;
     private int _moving;
     private Task _loop = Task.CompletedTask;
     private string _lastView = "";
 
     /// <summary>Shards this silo has moved away since it started.</summary>
     public long Moved => Interlocked.Read(ref _moved);
+
+    /// <summary>Moves whose new activation came up on another silo than the preferred one (moved again on a later pass).</summary>
+    public long LandedElsewhere => Interlocked.Read(ref _landedElsewhere);
 
     /// <summary>Moves under way now.</summary>
     public int Moving => Volatile.Read(ref _moving);
@@ -101,12 +105,21 @@ public sealed partial class ShardRebalancer(
         }
     }
 
+    /// <summary>
+    /// Wakes the loop when the set of active silos changes, and only then: the snapshots Orleans
+    /// repeats without a change (<see cref="ActiveSiloChanges"/>) used to reset the quiet period on
+    /// every table refresh, and a silo whose refreshes came a little under
+    /// <see cref="EmbeddingShardOptions.RebalanceDelay"/> apart never made a single pass.
+    /// </summary>
     private async Task WatchMembershipAsync(CancellationToken stop)
     {
+        var changes = new ActiveSiloChanges();
         try
         {
-            await foreach (ClusterMembershipSnapshot _ in membership.MembershipUpdates.WithCancellation(stop))
+            await foreach (ClusterMembershipSnapshot snapshot in membership.MembershipUpdates.WithCancellation(stop))
             {
+                if (!changes.Changed(snapshot)) continue;
+                LogMembershipChanged(logger, local.SiloAddress, snapshot.Version.Value, ActiveSiloChanges.Active(snapshot).Length);
                 Volatile.Write(ref _changedAt, Environment.TickCount64);
                 _changed.Release();
             }
@@ -119,18 +132,15 @@ public sealed partial class ShardRebalancer(
 
     private async Task RunAsync(CancellationToken stop)
     {
+        bool soon = false;
         while (!stop.IsCancellationRequested)
         {
             try
             {
-                await _changed.WaitAsync(_options.RebalanceInterval, stop);
-                // Let membership settle: a burst of changes (several silos starting) gives one pass, and the
-                // front ends learn the new silo's roles before the first shard moves there.
-                long quietFor;
-                while ((quietFor = Environment.TickCount64 - Volatile.Read(ref _changedAt)) < (long)_options.RebalanceDelay.TotalMilliseconds)
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds((long)_options.RebalanceDelay.TotalMilliseconds - quietFor), stop);
-                }
+                await _changed.WaitAsync(soon ? _options.RebalanceDelay : _options.RebalanceInterval, stop);
+                bool retrying = soon;
+                soon = false;
+                await SettleAsync(stop);
                 while (_changed.CurrentCount > 0) await _changed.WaitAsync(stop);
                 SiloAddress[] active = ActiveSilos();
                 LogPassStart(logger, local.SiloAddress, membership.CurrentSnapshot.Version.Value, active.Length, embeddingSilos.Filter(active, local.SiloAddress).Count);
@@ -149,8 +159,13 @@ public sealed partial class ShardRebalancer(
                 List<(string Key, SiloAddress To)> misplaced = Misplaced();
                 if (misplaced.Count == 0) continue;
                 LogPass(logger, local.SiloAddress, misplaced.Count, shards.Count);
+                long missedBefore = LandedElsewhere;
                 await Parallel.ForEachAsync(misplaced, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrentMoves, CancellationToken = stop },
                     (shard, ct) => new ValueTask(MoveAsync(shard.Key, shard.To, ct)));
+                // The first moves after a join sometimes reactivate on this silo again (seen under load, cause
+                // not found). The next pass moves them: after one quiet period rather than a whole interval,
+                // and only once in a row, so a shard that keeps coming back is not churned every 5 s.
+                soon = !retrying && LandedElsewhere > missedBefore;
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -162,6 +177,23 @@ public sealed partial class ShardRebalancer(
             {
                 LogPassFailed(logger, e);
             }
+        }
+    }
+
+    /// <summary>
+    /// Lets membership settle: a burst of changes (several silos starting) gives one pass, and the
+    /// front ends learn a new silo's roles before the first shard moves there. Bounded by
+    /// <see cref="EmbeddingShardOptions.RebalanceInterval"/>, so a cluster whose membership keeps
+    /// changing still gets a pass now and then instead of none.
+    /// </summary>
+    private async Task SettleAsync(CancellationToken stop)
+    {
+        long delay = (long)_options.RebalanceDelay.TotalMilliseconds;
+        long giveUpAt = Environment.TickCount64 + (long)_options.RebalanceInterval.TotalMilliseconds;
+        long quietFor;
+        while ((quietFor = Environment.TickCount64 - Volatile.Read(ref _changedAt)) < delay && Environment.TickCount64 < giveUpAt)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(delay - quietFor, Math.Max(1, giveUpAt - Environment.TickCount64))), stop);
         }
     }
 
@@ -192,6 +224,7 @@ public sealed partial class ShardRebalancer(
             // Activate it now, placed by this silo's view, rather than on a front end's next lookup.
             ShardStatus status = await grain.GetStatus();
             Interlocked.Increment(ref _moved);
+            if (!to.Equals(status.SiloAddress)) Interlocked.Increment(ref _landedElsewhere);
             LogMoved(logger, key, me, status.Silo, to, Environment.TickCount64 - started);
         }
         catch (TimeoutException e)
@@ -216,6 +249,9 @@ public sealed partial class ShardRebalancer(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Rebalance pass on {Silo}: membership version {Version}, {Active} active silos, {Embedding} embedding")]
     private static partial void LogPassStart(ILogger logger, SiloAddress silo, long version, int active, int embedding);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Rebalance on {Silo}: active silos changed (membership version {Version}, {Active} active)")]
+    private static partial void LogMembershipChanged(ILogger logger, SiloAddress silo, long version, int active);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rebalance on {Silo}: roles of {Unknown} missing from the metadata cache; {Answered} answered when asked")]
     private static partial void LogResolved(ILogger logger, SiloAddress silo, string unknown, int answered);
