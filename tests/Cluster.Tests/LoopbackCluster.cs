@@ -4,7 +4,9 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
+using Recsys.Cli.Commands;
 using Recsys.EmbeddingGrains.Contracts;
+using Recsys.Router.Hosting.Membership;
 using Xunit.Abstractions;
 
 namespace Recsys.Cluster.Tests;
@@ -79,16 +81,43 @@ public sealed class LoopbackCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>The same cluster with its membership table in PostgreSQL (<see cref="Postgres.Url"/>) instead of a redis-server.</summary>
+    public static async Task<LoopbackCluster> StartWithPostgresAsync(ITestOutputHelper log, string postgresUrl, int embeddingSilos = 2)
+    {
+        var cluster = new LoopbackCluster(log) { _postgresUrl = postgresUrl };
+        try
+        {
+            await cluster.StartProcessesAsync(embeddingSilos, []);
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+        return cluster;
+    }
+
+    private string? _postgresUrl;
+
     private async Task StartProcessesAsync(int embeddingSilos, string[] extra)
     {
         WriteModel();
-        RedisPort = FreePort();
         _log.WriteLine($"process logs: {LogDirectory}");
-        SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], logDirectory: LogDirectory));
-        await WaitForTcpAsync(redis, RedisPort, TimeSpan.FromSeconds(20));
+        string membership;
+        if (_postgresUrl is null)
+        {
+            RedisPort = FreePort();
+            SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], logDirectory: LogDirectory));
+            await WaitForTcpAsync(redis, RedisPort, TimeSpan.FromSeconds(20));
+            membership = $"redis://127.0.0.1:{RedisPort}";
+        }
+        else
+        {
+            membership = _postgresUrl;
+        }
 
         (string dotnet, string dll) = RecsysBinary.Locate();
-        string[] common = ["--cluster", $"redis://127.0.0.1:{RedisPort}", "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory, .. ExtraServeArguments()];
+        string[] common = ["--cluster", membership, "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory, .. ExtraServeArguments()];
         _startEmbedding = () =>
         {
             int http = FreePort(), silo = FreePort(), gateway = FreePort();
@@ -114,7 +143,8 @@ public sealed class LoopbackCluster : IAsyncDisposable
                     o.ClusterId = ClusterId;
                     o.ServiceId = "recsys";
                 });
-                client.UseRedisClustering($"127.0.0.1:{RedisPort}");
+                if (_postgresUrl is null) client.UseRedisClustering($"127.0.0.1:{RedisPort}");
+                else client.UsePostgresClustering(ClusterChoice.Parse(_postgresUrl).Postgres!);
             })
             .Build();
         await _clientHost.StartAsync();
@@ -326,6 +356,32 @@ public sealed class RedisTheoryAttribute : TheoryAttribute
         if (!Redis.Installed && !Redis.Required)
         {
             Skip = $"{Redis.ServerPath} not found: install redis-server to run the cluster tests (set RECSYS_REQUIRE_REDIS=1 to make this a failure)";
+        }
+    }
+}
+
+/// <summary>
+/// A PostgreSQL server for the membership tests: `.ci/run` starts one and sets RECSYS_TEST_POSTGRES
+/// (postgres://USER@HOST:PORT/DATABASE) and RECSYS_REQUIRE_POSTGRES=1, so a missing one fails rather than skips.
+/// </summary>
+public static class Postgres
+{
+    public static string? Url => Environment.GetEnvironmentVariable("RECSYS_TEST_POSTGRES") is { Length: > 0 } url ? url : null;
+
+    public static bool Required => Environment.GetEnvironmentVariable("RECSYS_REQUIRE_POSTGRES") == "1";
+
+    public static string RequireUrl() => Url
+        ?? throw new InvalidOperationException("RECSYS_REQUIRE_POSTGRES=1 but RECSYS_TEST_POSTGRES is not set: start PostgreSQL and set it to postgres://USER@HOST:PORT/DATABASE");
+}
+
+/// <summary>A [Fact] that skips, with the reason, when no PostgreSQL is configured and CI did not demand one.</summary>
+public sealed class PostgresFactAttribute : FactAttribute
+{
+    public PostgresFactAttribute()
+    {
+        if (Postgres.Url is null && !Postgres.Required)
+        {
+            Skip = "RECSYS_TEST_POSTGRES is not set: start PostgreSQL and set it to postgres://USER@HOST:PORT/DATABASE to run the PostgreSQL membership tests (.ci/run does)";
         }
     }
 }

@@ -50,10 +50,31 @@ public sealed class ServeSettingsTests : IDisposable
     {
         Assert.Equal(new ClusterChoice(null, null), ClusterChoice.Parse("localhost"));
         Assert.Equal(11111, ClusterChoice.Parse("localhost:11111").Primary!.Port);
-        string postgres = Assert.Throws<CliException>(() => ClusterChoice.Parse("postgres://db/recsys")).Message;
-        Assert.Contains("PostgreSQL", postgres, StringComparison.Ordinal);
-        Assert.Contains("does not ship its PostgreSQL schema", postgres, StringComparison.Ordinal);
         Assert.Contains("consul://x", Assert.Throws<CliException>(() => ClusterChoice.Parse("consul://x")).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("postgres://recsys@127.0.0.1:5433/members", "127.0.0.1", 5433, "recsys", null, "members")]
+    [InlineData("postgresql://app:p%40ss@db/recsys", "db", 5432, "app", "p@ss", "recsys")]
+    public void Postgres_urls_become_npgsql_connection_strings(string url, string host, int port, string user, string? password, string database)
+    {
+        var parsed = new Npgsql.NpgsqlConnectionStringBuilder(ClusterChoice.Parse(url).Postgres!);
+        Assert.Equal(host, parsed.Host);
+        Assert.Equal(port, parsed.Port);
+        Assert.Equal(user, parsed.Username);
+        Assert.Equal(password, parsed.Password);
+        Assert.Equal(database, parsed.Database);
+    }
+
+    [Theory]
+    [InlineData("postgres://db", "names no database")]
+    [InlineData("postgres://db:5432/recsys", "names no user")]
+    [InlineData("postgres://u@db/recsys?sslmode=require", "query parameters")]
+    public void Postgres_urls_that_cannot_work_are_named(string url, string expected)
+    {
+        string message = Assert.Throws<CliException>(() => ClusterChoice.Parse(url)).Message;
+        Assert.Contains(url, message, StringComparison.Ordinal);
+        Assert.Contains(expected, message, StringComparison.Ordinal);
     }
 
     public void Dispose() => File.Delete(_file);

@@ -77,6 +77,7 @@ public static class ServeCommand
             Role = role switch { "frontend" => SiloRole.Frontend, "embedding" => SiloRole.Embedding, _ => SiloRole.All },
             PrimarySilo = cluster.Primary,
             RedisClustering = cluster.Redis,
+            PostgresClustering = cluster.Postgres,
             ClusterId = o.Get("cluster-id", "recsys"),
             ServiceId = o.Get("service-id", "recsys"),
             AdvertiseAddress = ServeSettings.ResolveAddress("advertise", o.Get("advertise", "127.0.0.1")),

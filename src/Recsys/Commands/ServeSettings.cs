@@ -97,8 +97,8 @@ public static class ServeSettings
     }
 }
 
-/// <summary>Where membership lives: a localhost primary silo, or a Redis membership table.</summary>
-public sealed record ClusterChoice(IPEndPoint? Primary, string? Redis)
+/// <summary>Where membership lives: a localhost primary silo, or a Redis or PostgreSQL membership table.</summary>
+public sealed record ClusterChoice(IPEndPoint? Primary, string? Redis, string? Postgres = null)
 {
     public static ClusterChoice Parse(string text)
     {
@@ -113,14 +113,32 @@ public sealed record ClusterChoice(IPEndPoint? Primary, string? Redis)
         if (text.StartsWith("redis://", StringComparison.OrdinalIgnoreCase)) return new ClusterChoice(null, RedisConfiguration(text));
         if (text.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || text.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
         {
-            // Microsoft.Orleans.Clustering.AdoNet 10.4.2 ships no SQL (only lib/ and a README linking to
-            // the Orleans repository), and we do not carry a hand-copied Orleans schema that could drift
-            // from the provider's queries; so there is no schema to apply and no provider to wire.
-            throw new CliException("--cluster: PostgreSQL membership is not built in: the Orleans ADO.NET clustering package (Microsoft.Orleans.Clustering.AdoNet 10.4.2) "
-                + "does not ship its PostgreSQL schema scripts (PostgreSQL-Main.sql, PostgreSQL-Clustering.sql live only in the dotnet/orleans repository), "
-                + "so Recsys cannot create the membership tables; use redis://HOST:PORT");
+            return new ClusterChoice(null, null, PostgresConfiguration(text));
         }
-        throw new CliException($"--cluster: '{text}' is not localhost, localhost:PORT or redis://HOST:PORT");
+        throw new CliException($"--cluster: '{text}' is not localhost, localhost:PORT, redis://HOST:PORT or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE");
+    }
+
+    /// <summary>postgres://user[:password]@host[:port]/database to an Npgsql connection string.</summary>
+    private static string PostgresConfiguration(string text)
+    {
+        if (!Uri.TryCreate(text, UriKind.Absolute, out Uri? uri) || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new CliException($"--cluster: '{text}' is not postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE");
+        }
+        string database = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/'));
+        if (database.Length == 0) throw new CliException($"--cluster: '{text}' names no database (postgres://USER@HOST:PORT/DATABASE)");
+        if (uri.Query.Length > 1) throw new CliException($"--cluster: '{text}': query parameters are not supported");
+        string[] user = uri.UserInfo.Split(':', 2);
+        if (user[0].Length == 0) throw new CliException($"--cluster: '{text}' names no user (postgres://USER@HOST:PORT/DATABASE)");
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder
+        {
+            Host = uri.HostNameType == UriHostNameType.IPv6 ? uri.IdnHost.Trim('[', ']') : uri.IdnHost,
+            Port = uri.IsDefaultPort || uri.Port < 0 ? 5432 : uri.Port,
+            Username = Uri.UnescapeDataString(user[0]),
+            Database = database,
+        };
+        if (user.Length == 2) builder.Password = Uri.UnescapeDataString(user[1]);
+        return builder.ConnectionString;
     }
 
     /// <summary>redis://[:password@]host:port[?password=...] to the StackExchange.Redis form "host:port,password=...".</summary>

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Connections.Security;
+using Recsys.Router.Hosting.Membership;
 
 namespace Recsys.Router.Hosting;
 
@@ -13,7 +14,7 @@ internal static partial class ClusterHosting
 {
     public static void Configure(ISiloBuilder silo, ServeOptions options)
     {
-        if (options.RedisClustering is { } redis)
+        if (options.RedisClustering is not null || options.PostgresClustering is not null)
         {
             silo.Configure<ClusterOptions>(c =>
             {
@@ -22,7 +23,8 @@ internal static partial class ClusterHosting
             });
             // Listening on the advertised address (not "any") keeps a loopback cluster unreachable from outside.
             silo.ConfigureEndpoints(options.AdvertiseAddress, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false);
-            silo.UseRedisClustering(redis);
+            if (options.RedisClustering is { } redis) silo.UseRedisClustering(redis);
+            else silo.UsePostgresClustering(options.PostgresClustering!);
         }
         else
         {

@@ -36,6 +36,12 @@ public sealed record ServeOptions
     /// </summary>
     public string? RedisClustering { get; init; }
 
+    /// <summary>
+    /// Npgsql connection string ("Host=...;Port=...;Username=...;Database=...") of a PostgreSQL
+    /// membership table (<see cref="Membership.PostgresMembershipTable"/>); used when RedisClustering is null.
+    /// </summary>
+    public string? PostgresClustering { get; init; }
+
     /// <summary>The address other silos and clients reach this silo at; its silo and gateway ports listen on it.</summary>
     public IPAddress AdvertiseAddress { get; init; } = IPAddress.Loopback;
 
