@@ -2,9 +2,11 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime;
 using Microsoft.ML.OnnxRuntime;
 using Recsys.DenseCompute.Gemm;
 using Recsys.OnnxModels.Runtime;
+using Recsys.OnnxModels.Vision;
 using Recsys.Router.Scheduling;
 
 namespace Recsys.Benchmarks;
@@ -20,6 +22,11 @@ namespace Recsys.Benchmarks;
 /// does around the engine). Best effort: a stack of --be-layers Gemm+Relu layers of width --be-width
 /// written as ONNX with OrtModelWriter, run by ONNX Runtime (OrtSessions: one intra-op thread) from a
 /// BatchQueue of up to --be-batch items, kept saturated by --be-clients closed-loop clients.
+/// --be-path served (default) runs each batch through OnnxGraph.RunBatch, the code the server runs for
+/// a vision batch (one GraphRequest per item, inputs stacked into rented arrays); alloc is the
+/// previous runner that allocated its [n, width] tensors per batch, pooled the same runner renting them.
+/// The summary gives per-round medians and, beside them, percentiles over the requests of all rounds
+/// pooled (a 3 s phase at 50 QPS has 150 requests, so its own p99 is its second-slowest request).
 /// </remarks>
 internal static class IsolationBench
 {
@@ -30,23 +37,23 @@ internal static class IsolationBench
         File.WriteAllBytes(onnx, OrtModelWriter.Mlp(BestEffortLayers(o.BeWidth, o.BeLayers)));
         try
         {
-            InferenceSession[] sessions = Enumerable.Range(0, o.BeSessions).Select(_ => OrtSessions.Open(onnx)).ToArray();
-            var vision = new VisionRunner(sessions, o.BeWidth, o.BePool);
+            if (o.GcLatency is { } mode) GCSettings.LatencyMode = mode;
+            using var vision = new VisionRunner(onnx, o.BeSessions, o.BeWidth, o.BePath);
             var ranking = new RankingRunner(o.RankBatch);
-            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), best-effort nice {o.BeNice}, reserve lent {o.Lend}, best-effort buffers pooled {o.BePool}, yield unit {o.YieldMs} ms, inline {o.Inline}, ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
+            Console.WriteLine($"isolation: workers {o.Workers} (reserved for ranking {Math.Min(o.Reserve, o.Workers - 1)}), best-effort nice {o.BeNice}, reserve lent {o.Lend}, best-effort path {o.BePath}, yield unit {o.YieldMs} ms, inline {o.Inline}, ranking {o.Qps} QPS x batch {o.RankBatch}, best effort width {o.BeWidth} x {o.BeLayers} layers, batch <= {o.BeBatch}, {o.BeClients} clients, {o.BeSessions} ONNX Runtime session(s), {o.Seconds} s per phase, {o.Rounds} rounds");
+            Console.WriteLine($"GC: server {GCSettings.IsServerGC}, latency mode {GCSettings.LatencyMode}, System.GC.Concurrent {AppContext.GetData("System.GC.Concurrent") ?? "default (on)"}, DOTNET_GCgen0size {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "default"}");
             Console.WriteLine($"load average at start: {GemmCompare.LoadAverage()}");
             Warm(ranking, vision, o);
 
             var rows = new List<Round>();
             for (int r = 0; r < o.Rounds; r++)
             {
-                var round = new Round
-                {
-                    Bare = RankingPhase(ranking, o, scheduler: null),
-                    Alone = WithScheduler(o, s => RankingPhase(ranking, o, s)),
-                    VisionAlone = WithScheduler(o, s => VisionPhase(vision, o, s, null)),
-                };
+                var round = new Round { Bare = RankingPhase(ranking, o, scheduler: null) };
                 var gc = GcPause.Start();
+                round.Alone = WithScheduler(o, s => RankingPhase(ranking, o, s));
+                round.AloneGc = gc.Stop();
+                round.VisionAlone = WithScheduler(o, s => VisionPhase(vision, o, s, null));
+                gc = GcPause.Start();
                 (round.WithLoad, round.VisionShared) = WithScheduler(o, s =>
                 {
                     var rank = Task.Run(() => RankingPhase(ranking, o, s));
@@ -60,7 +67,6 @@ internal static class IsolationBench
             }
             Console.WriteLine($"load average at end: {GemmCompare.LoadAverage()}");
             Console.WriteLine(Round.Medians(rows));
-            foreach (InferenceSession session in sessions) session.Dispose();
         }
         finally
         {
@@ -100,6 +106,12 @@ internal static class IsolationBench
         for (int i = 0; i < 5; i++) vision.RunBatch(batch);
         double beMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds / 5;
         Console.WriteLine($"one ranking unit {rankMs:0.00} ms; one best-effort batch of {o.BeBatch} {beMs:0.00} ms (ranking load ~{rankMs * o.Qps / 10:0}% of one core)");
+        // Load-independent: what one best-effort item costs the GC on the thread that runs its batch.
+        const int Batches = 20;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < Batches; i++) vision.RunBatch(batch);
+        double perItem = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)(Batches * o.BeBatch);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"best-effort allocated bytes per item ({o.BePath} path, batches of {o.BeBatch}, {Batches} batches): {perItem:0}"));
     }
 
     /// <summary>Open loop at a fixed rate: a request is issued every 1/QPS whatever the previous ones do.</summary>
@@ -207,6 +219,7 @@ internal static class IsolationBench
     {
         public double P50 => Percentile(0.50);
         public double P99 => Percentile(0.99);
+        public double P999 => Percentile(0.999);
         public int Count => Ms.Length;
 
         private double Percentile(double p)
@@ -220,20 +233,36 @@ internal static class IsolationBench
     private sealed class Round
     {
         public Latencies Bare { get; init; } = null!;
-        public Latencies Alone { get; init; } = null!;
-        public double VisionAlone { get; init; }
+        public Latencies Alone { get; set; } = null!;
+        public (double PauseMs, int Gen0, int Gen1, int Gen2, double AllocatedMb) AloneGc { get; set; }
+        public double VisionAlone { get; set; }
         public Latencies WithLoad { get; set; } = null!;
         public double VisionShared { get; set; }
-        public (double PauseMs, int Gen0, int Gen1, int Gen2) SharedGc { get; set; }
+        public (double PauseMs, int Gen0, int Gen1, int Gen2, double AllocatedMb) SharedGc { get; set; }
         public double OrtBare { get; set; }
         public double OrtScheduled { get; set; }
 
         public string Line(int n) => string.Create(CultureInfo.InvariantCulture,
             $"round {n}: ranking p50/p99 ms: bare {Bare.P50:0.000}/{Bare.P99:0.000}, scheduler alone {Alone.P50:0.000}/{Alone.P99:0.000}, with best effort {WithLoad.P50:0.000}/{WithLoad.P99:0.000} " +
-            $"(p99 ratio {WithLoad.P99 / Alone.P99:0.00}, {WithLoad.Count} requests; GC in that phase {SharedGc.PauseMs:0.0} ms paused, gen0/1/2 {SharedGc.Gen0}/{SharedGc.Gen1}/{SharedGc.Gen2}); best effort items/s: alone {VisionAlone:0.0}, shared {VisionShared:0.0} ({VisionShared / VisionAlone:P0}); " +
+            $"(p99 ratio {WithLoad.P99 / Alone.P99:0.00}, {WithLoad.Count} requests; GC paused: ranking alone {AloneGc.PauseMs:0.0} ms, gen0/1/2 {AloneGc.Gen0}/{AloneGc.Gen1}/{AloneGc.Gen2}, with best effort {SharedGc.PauseMs:0.0} ms, gen0/1/2 {SharedGc.Gen0}/{SharedGc.Gen1}/{SharedGc.Gen2}, {SharedGc.AllocatedMb:0} MB allocated); best effort items/s: alone {VisionAlone:0.0}, shared {VisionShared:0.0} ({VisionShared / VisionAlone:P0}); " +
             $"batch-1 ms/item: bare session.Run {OrtBare:0.000}, via scheduler {OrtScheduled:0.000} (overhead {OrtScheduled / OrtBare - 1:P1})");
 
-        public static string Medians(List<Round> rows) => string.Create(CultureInfo.InvariantCulture,
+        /// <summary>
+        /// Per-round medians, then the same percentiles over every request of every round pooled
+        /// (alone and with best effort by the same rule), so the p99 rests on rounds x QPS x seconds requests.
+        /// </summary>
+        public static string Medians(List<Round> rows)
+        {
+            var alone = new Latencies([.. rows.SelectMany(r => r.Alone.Ms)]);
+            var shared = new Latencies([.. rows.SelectMany(r => r.WithLoad.Ms)]);
+            var bare = new Latencies([.. rows.SelectMany(r => r.Bare.Ms)]);
+            return PerRound(rows) + Environment.NewLine + string.Create(CultureInfo.InvariantCulture,
+                $"pooled over {rows.Count} rounds ({alone.Count} requests alone, {shared.Count} with best effort): ranking p99 alone {alone.P99:0.000} ms, with best effort {shared.P99:0.000} ms, " +
+                $"ratio {shared.P99 / alone.P99:0.00} (target <= 1.5); p99.9 alone {alone.P999:0.000} ms, with best effort {shared.P999:0.000} ms; p50 alone {alone.P50:0.000} ms, with best effort {shared.P50:0.000} ms; bare (no scheduler) p99 {bare.P99:0.000} ms; " +
+                $"GC paused per phase (median): ranking alone {Median(rows.Select(r => r.AloneGc.PauseMs)):0.0} ms, with best effort {Median(rows.Select(r => r.SharedGc.PauseMs)):0.0} ms; collections with best effort, all rounds: gen1 {rows.Sum(r => r.SharedGc.Gen1)}, gen2 {rows.Sum(r => r.SharedGc.Gen2)}");
+        }
+
+        private static string PerRound(List<Round> rows) => string.Create(CultureInfo.InvariantCulture,
             $"medians over {rows.Count} rounds: ranking p99 alone {Median(rows.Select(r => r.Alone.P99)):0.000} ms, with best effort {Median(rows.Select(r => r.WithLoad.P99)):0.000} ms, " +
             $"ratio {Median(rows.Select(r => r.WithLoad.P99 / r.Alone.P99)):0.00} (target <= 1.5); ranking p50 alone {Median(rows.Select(r => r.Alone.P50)):0.000} ms, with best effort {Median(rows.Select(r => r.WithLoad.P50)):0.000} ms; " +
             $"bare (no scheduler) p99 {Median(rows.Select(r => r.Bare.P99)):0.000} ms; " +
@@ -242,12 +271,12 @@ internal static class IsolationBench
     }
 
     /// <summary>GC pauses over a phase: every pause stops ranking's thread too, whatever the scheduler does.</summary>
-    private readonly record struct GcPause(TimeSpan Pause, int Gen0, int Gen1, int Gen2)
+    private readonly record struct GcPause(TimeSpan Pause, int Gen0, int Gen1, int Gen2, long Allocated)
     {
-        public static GcPause Start() => new(GC.GetTotalPauseDuration(), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+        public static GcPause Start() => new(GC.GetTotalPauseDuration(), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalAllocatedBytes());
 
-        public (double PauseMs, int Gen0, int Gen1, int Gen2) Stop() =>
-            ((GC.GetTotalPauseDuration() - Pause).TotalMilliseconds, GC.CollectionCount(0) - Gen0, GC.CollectionCount(1) - Gen1, GC.CollectionCount(2) - Gen2);
+        public (double PauseMs, int Gen0, int Gen1, int Gen2, double AllocatedMb) Stop() =>
+            ((GC.GetTotalPauseDuration() - Pause).TotalMilliseconds, GC.CollectionCount(0) - Gen0, GC.CollectionCount(1) - Gen1, GC.CollectionCount(2) - Gen2, (GC.GetTotalAllocatedBytes() - Allocated) / 1e6);
     }
 
     /// <summary>Ranking's dense work: bottom and top MLPs at a fixed batch; one instance per concurrent request.</summary>
@@ -266,37 +295,86 @@ internal static class IsolationBench
         }
     }
 
-    /// <summary>The best-effort model: one session.Run per batch, items stacked into one [n, width] tensor.</summary>
-    private sealed class VisionRunner(InferenceSession[] sessions, int width, bool pooled = false)
+    /// <summary>
+    /// The best-effort model, one batch at a time, by --be-path: "served" through OnnxGraph.RunBatch
+    /// (what a vision batch runs in the server: one GraphRequest per item, the batch stacked into
+    /// rented arrays, each item's rows copied out of ONNX Runtime's output); "alloc" the bench's own
+    /// session.Run over [n, width] tensors allocated per batch (128 KB each at batch 32: large-object
+    /// heap, so gen-2 collections that pause ranking too); "pooled" the same tensors rented.
+    /// </summary>
+    private sealed class VisionRunner : IDisposable
     {
-        private readonly ConcurrentBag<InferenceSession> _free = [.. sessions];
-
         private static readonly string[] InputNames = ["x"];
         private static readonly string[] OutputNames = ["y"];
 
-        public float[] Input(int seed) => Uniform(new Random(seed), width, 1f);
+        private readonly string _path;
+        private readonly int _width;
+        private readonly InferenceSession[] _sessions = [];
+        private readonly OnnxGraph[] _graphs = [];
+        private readonly ConcurrentBag<InferenceSession> _freeSessions = [];
+        private readonly ConcurrentBag<OnnxGraph> _freeGraphs = [];
 
-        public float[][] RunBatch(IReadOnlyList<float[]> items)
+        public VisionRunner(string onnx, int sessions, int width, string path)
+        {
+            _path = path;
+            _width = width;
+            // One session per concurrent batch when there are several (--be-sessions).
+            if (path == "served")
+            {
+                _graphs = [.. Enumerable.Range(0, sessions).Select(_ => new OnnxGraph(onnx))];
+                if (!_graphs[0].Batchable) throw new InvalidOperationException($"{onnx} is not batchable; the served path would run item by item");
+                foreach (OnnxGraph g in _graphs) _freeGraphs.Add(g);
+            }
+            else
+            {
+                _sessions = [.. Enumerable.Range(0, sessions).Select(_ => OrtSessions.Open(onnx))];
+                foreach (InferenceSession session in _sessions) _freeSessions.Add(session);
+            }
+        }
+
+        public float[] Input(int seed) => Uniform(new Random(seed), _width, 1f);
+
+        public float[][] RunBatch(IReadOnlyList<float[]> items) => _path == "served" ? Served(items) : Direct(items, pooled: _path == "pooled");
+
+        private float[][] Served(IReadOnlyList<float[]> items)
         {
             int n = items.Count;
-            // Pooled (--be-pool 1): the [n, width] tensors (128 KB at batch 32, large-object heap)
-            // are rented, so the batch loop does not drive gen2 collections that pause ranking too.
+            var requests = new GraphRequest[n];
+            for (int i = 0; i < n; i++) requests[i] = new GraphRequest(new Dictionary<string, HostTensor>(1, StringComparer.Ordinal) { ["x"] = HostTensor.Of(items[i], 1, _width) });
+            bool borrowed = _freeGraphs.TryTake(out OnnxGraph? graph);
+            graph ??= _graphs[0];
+            GraphOutcome[] outcomes;
+            try
+            {
+                outcomes = graph.RunBatch(requests);
+            }
+            finally
+            {
+                if (borrowed) _freeGraphs.Add(graph);
+            }
+            var results = new float[n][];
+            for (int i = 0; i < n; i++) results[i] = outcomes[i].Get()["y"].Floats;
+            return results;
+        }
+
+        private float[][] Direct(IReadOnlyList<float[]> items, bool pooled)
+        {
+            int n = items.Count, width = _width;
             float[] x = pooled ? ArrayPool<float>.Shared.Rent(n * width) : new float[n * width];
             float[] y = pooled ? ArrayPool<float>.Shared.Rent(n * width) : new float[n * width];
             for (int i = 0; i < n; i++) items[i].CopyTo(x, i * width);
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, x.AsMemory(0, n * width), [n, width]);
             using var output = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, y.AsMemory(0, n * width), [n, width]);
             using var run = new RunOptions();
-            // One session per concurrent batch when there are several (--be-sessions).
-            bool borrowed = _free.TryTake(out InferenceSession? session);
-            session ??= sessions[0];
+            bool borrowed = _freeSessions.TryTake(out InferenceSession? session);
+            session ??= _sessions[0];
             try
             {
                 session.Run(run, InputNames, [input], OutputNames, [output]);
             }
             finally
             {
-                if (borrowed) _free.Add(session);
+                if (borrowed) _freeSessions.Add(session);
             }
             var results = new float[n][];
             for (int i = 0; i < n; i++) results[i] = y.AsSpan(i * width, width).ToArray();
@@ -307,6 +385,12 @@ internal static class IsolationBench
             }
             return results;
         }
+
+        public void Dispose()
+        {
+            foreach (InferenceSession session in _sessions) session.Dispose();
+            foreach (OnnxGraph graph in _graphs) graph.Dispose();
+        }
     }
 
     internal sealed record Options(int Workers, int Qps, int RankBatch, int BeWidth, int BeLayers, int BeBatch, int BeClients, double Seconds, int Rounds, int OverheadRuns, int Reserve, int BeSessions)
@@ -315,7 +399,8 @@ internal static class IsolationBench
         public double YieldMs { get; init; } = new SchedulerOptions().YieldUnitTime.TotalMilliseconds;
         public bool Inline { get; init; } = new SchedulerOptions().InlineWhenIdle;
         public bool Lend { get; init; } = new SchedulerOptions().LendReserve;
-        public bool BePool { get; init; }
+        public string BePath { get; init; } = "served";
+        public GCLatencyMode? GcLatency { get; init; }
 
         public static Options Parse(string[] args)
         {
@@ -342,8 +427,17 @@ internal static class IsolationBench
                     "--yield-ms" => o with { YieldMs = double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture) },
                     "--inline" => o with { Inline = Flag(args[i], v) },
                     "--lend" => o with { Lend = Flag(args[i], v) },
-                    "--be-pool" => o with { BePool = Flag(args[i], v) },
-                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve --be-sessions --be-nice --yield-ms --inline --lend --be-pool)"),
+                    "--be-path" => o with { BePath = v is "served" or "alloc" or "pooled" ? v : throw new ArgumentException($"--be-path must be served, alloc or pooled (got '{v}')") },
+                    // The earlier flag: 1 is the runner with rented tensors, 0 the allocating one.
+                    "--be-pool" => o with { BePath = Flag(args[i], v) ? "pooled" : "alloc" },
+                    "--gc-latency" => o with { GcLatency = v switch
+                    {
+                        "sustained" => GCLatencyMode.SustainedLowLatency,
+                        "interactive" => GCLatencyMode.Interactive,
+                        "batch" => GCLatencyMode.Batch,
+                        _ => throw new ArgumentException($"--gc-latency must be sustained, interactive or batch (got '{v}')"),
+                    } },
+                    _ => throw new ArgumentException($"unknown option {args[i]} (--workers --qps --rank-batch --be-width --be-layers --be-batch --be-clients --seconds --rounds --overhead-runs --reserve --be-sessions --be-nice --yield-ms --inline --lend --be-path --be-pool --gc-latency)"),
                 };
             }
             return o;

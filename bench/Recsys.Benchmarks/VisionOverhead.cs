@@ -21,7 +21,9 @@ namespace Recsys.Benchmarks;
 /// the wrapper (tensor copies, dictionaries) and the hand-off to a scheduler worker.
 /// Wall and process CPU time (CLOCK_PROCESS_CPUTIME_ID, all threads) are both reported per call.
 ///   dotnet run -c Release --project bench/Recsys.Benchmarks -- vision-overhead
-///     [--models resnext,video3d,detector] [--calls 300] [--rounds 5] [--fixtures tests/fixtures/vision]
+///     [--models resnext,video3d,detector] [--calls 300] [--rounds 5] [--fixtures tests/fixtures/vision] [--alloc-only 1]
+/// Each model also prints ALLOC: managed bytes allocated per item by VisionModel.RunBatch on a full
+/// batch (model.json max_batch copies of the input), on the calling thread: a load-independent figure.
 /// </summary>
 public static class VisionOverhead
 {
@@ -29,6 +31,7 @@ public static class VisionOverhead
     {
         string[] models = ["resnext", "video3d", "detector"];
         int calls = 300, rounds = 5;
+        bool allocOnly = false;
         string fixtures = Path.Combine("tests", "fixtures", "vision");
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
@@ -38,13 +41,32 @@ public static class VisionOverhead
                 case "--calls": calls = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
                 case "--rounds": rounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
                 case "--fixtures": fixtures = args[i + 1]; break;
+                case "--alloc-only": allocOnly = args[i + 1] == "1"; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         Console.WriteLine($"INFO calls={calls} rounds={rounds} cores={Environment.ProcessorCount} scheduler workers={Environment.ProcessorCount} load={File.ReadAllText("/proc/loadavg").Trim()}");
         using var scheduler = new ComputeScheduler();
         using var hopping = new ComputeScheduler(0, new SchedulerOptions { InlineWhenIdle = false });
-        foreach (string name in models) Measure(scheduler, hopping, fixtures, name, calls, rounds);
+        foreach (string name in models)
+        {
+            Allocations(fixtures, name);
+            if (!allocOnly) Measure(scheduler, hopping, fixtures, name, calls, rounds);
+        }
+    }
+
+    private static void Allocations(string fixtures, string name)
+    {
+        using VisionModel model = VisionModel.Load(ModelSpec.Load(Path.Combine(fixtures, name, "1", "model.json")));
+        HostTensor input = FirstInput(Path.Combine(fixtures, name, "reference.json"));
+        var request = new GraphRequest(new Dictionary<string, HostTensor> { [model.PrimaryInput.Name] = input });
+        GraphRequest[] batch = [.. Enumerable.Repeat(request, model.Spec.MaxBatch)];
+        for (int i = 0; i < 3; i++) model.RunBatch(batch);
+        const int Batches = 20;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < Batches; i++) model.RunBatch(batch);
+        double perItem = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)(Batches * batch.Length);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ALLOC model={name} batch={batch.Length} input_bytes_per_item={input.Length * sizeof(float)} allocated_bytes_per_item={perItem:F0}"));
     }
 
     private static void Measure(ComputeScheduler scheduler, ComputeScheduler hopping, string fixtures, string name, int calls, int rounds)

@@ -1,4 +1,6 @@
+using Microsoft.ML.OnnxRuntime;
 using Recsys.DenseCompute.Models;
+using Recsys.OnnxModels.Runtime;
 
 namespace Recsys.OnnxModels.Vision;
 
@@ -13,6 +15,8 @@ internal sealed class FrameVideoModel : VisionModel
     private readonly TensorSignature _frame;
     private readonly TensorSignature _scores;
     private readonly int _count;
+    private readonly string[] _frameName;
+    private readonly string[] _scoresName;
 
     private FrameVideoModel(VisionSpec spec, OnnxGraph image, IReadOnlyList<string>? labels, int count) : base(spec, labels)
     {
@@ -25,6 +29,8 @@ internal sealed class FrameVideoModel : VisionModel
         }
         _scores = image.Outputs.FirstOrDefault(o => o.Element == ElementKind.Float32 && o.Rank == 2)
             ?? throw new ModelFileException(spec.File, "frames.model", $"{Path.GetFileName(image.Path)} has no FP32 [N, classes] output");
+        _frameName = [_frame.Name];
+        _scoresName = [_scores.Name];
         Inputs = [new TensorSignature("clip", ElementKind.Float32, [-1, _frame.Dims[1], -1, _frame.Dims[2], _frame.Dims[3]], ["batch", null, "frames", null, null])];
         Outputs = [_scores with { SymbolicDims = ["batch", null] }];
     }
@@ -77,7 +83,7 @@ internal sealed class FrameVideoModel : VisionModel
             {
                 outcomes[i] = new GraphOutcome(new Dictionary<string, HostTensor> { [_scores.Name] = Classify(requests[i].Inputs["clip"]) }, null);
             }
-            catch (Exception e) when (e is Microsoft.ML.OnnxRuntime.OnnxRuntimeException or VisionInputException)
+            catch (Exception e) when (e is OnnxRuntimeException or VisionInputException)
             {
                 outcomes[i] = new GraphOutcome(null, e);
             }
@@ -88,28 +94,38 @@ internal sealed class FrameVideoModel : VisionModel
     /// <summary>Frame indices sampled from a clip of <paramref name="frames"/> frames.</summary>
     public static int[] SampledFrames(int frames, int count) => [.. Enumerable.Range(0, count).Select(i => (int)((long)i * frames / count))];
 
+    /// <summary>
+    /// The sampled frames go into a rented array (a clip's frames are hundreds of KB: a fresh array
+    /// per request would be large-object garbage) and the class scores are averaged straight out of
+    /// ONNX Runtime's output; the request's [N, classes] means are all this allocates.
+    /// </summary>
     private HostTensor Classify(HostTensor clip)
     {
         int n = (int)clip.Shape[0], c = (int)clip.Shape[1], t = (int)clip.Shape[2], h = (int)clip.Shape[3], w = (int)clip.Shape[4];
-        int[] picks = SampledFrames(t, _count);
         int plane = h * w;
-        float[] src = clip.Floats;
-        var frames = new float[(long)n * _count * c * plane];
-        for (int b = 0; b < n; b++)
+        ReadOnlySpan<float> src = clip.Floats;
+        using var input = new RentedTensors();
+        Span<float> frames = input.Add<float>([(long)n * _count, c, h, w]);
+        for (int i = 0; i < _count; i++)
         {
-            for (int i = 0; i < _count; i++)
+            // floor(i * T / Count), as SampledFrames.
+            int pick = (int)((long)i * t / _count);
+            for (int b = 0; b < n; b++)
             {
                 for (int ch = 0; ch < c; ch++)
                 {
-                    long from = ((((long)b * c + ch) * t) + picks[i]) * plane;
-                    long to = (((long)b * _count + i) * c + ch) * plane;
-                    Array.Copy(src, from, frames, to, plane);
+                    int from = (((b * c) + ch) * t + pick) * plane;
+                    int to = (((b * _count) + i) * c + ch) * plane;
+                    src.Slice(from, plane).CopyTo(frames.Slice(to, plane));
                 }
             }
         }
-        HostTensor scores = _image.Run(new Dictionary<string, HostTensor> { [_frame.Name] = HostTensor.Of(frames, (long)n * _count, c, h, w) }, [_scores.Name])[_scores.Name];
-        int classes = (int)scores.Shape[1];
-        float[] s = scores.Floats;
+        using IDisposableReadOnlyCollection<OrtValue> results = _image.RunValues(_frameName, input.Values, _scoresName);
+        OrtValue scores = results.First();
+        long[] shape = scores.GetTensorTypeAndShape().Shape;
+        if (shape.Length != 2 || shape[0] != (long)n * _count) throw new InvalidOperationException($"the image model's '{_scores.Name}' came back {TensorSignature.Describe(shape)} for {n * _count} frames");
+        int classes = (int)shape[1];
+        ReadOnlySpan<float> s = scores.GetTensorDataAsSpan<float>();
         var mean = new float[n * classes];
         for (int b = 0; b < n; b++)
         {

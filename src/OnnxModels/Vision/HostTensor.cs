@@ -94,17 +94,42 @@ public sealed class HostTensor
         _ => throw new InvalidOperationException(Data.GetType().Name),
     };
 
+    /// <summary>Copies this tensor's elements into <paramref name="destination"/> (a batch being stacked).</summary>
+    internal void CopyTo<T>(Span<T> destination) where T : unmanaged => ((T[])Data).CopyTo(destination);
+
     /// <summary>Copies a graph output out of native memory.</summary>
     internal static HostTensor FromOrtValue(OrtValue value, string name)
     {
         OrtTensorTypeAndShapeInfo info = value.GetTensorTypeAndShape();
+        return Copy(value, info.ElementDataType, info.Shape, 0, name);
+    }
+
+    /// <summary>
+    /// Copies rows [start, start + count) along dimension 0 of a graph output out of native memory:
+    /// one request's share of a batched run, without first copying the whole output.
+    /// </summary>
+    internal static HostTensor FromOrtRows(OrtValue value, string name, long start, long count)
+    {
+        OrtTensorTypeAndShapeInfo info = value.GetTensorTypeAndShape();
         long[] shape = info.Shape;
-        return info.ElementDataType switch
+        if (shape.Length == 0 || start < 0 || count < 0 || start + count > shape[0])
         {
-            TensorElementType.Float => Of(value.GetTensorDataAsSpan<float>().ToArray(), shape),
-            TensorElementType.Int64 => Of(value.GetTensorDataAsSpan<long>().ToArray(), shape),
-            TensorElementType.UInt8 => Of(value.GetTensorDataAsSpan<byte>().ToArray(), shape),
-            _ => throw new NotSupportedException($"graph output '{name}' is {info.ElementDataType}; served outputs are FP32, INT64 or UINT8"),
+            throw new InvalidOperationException($"graph output '{name}' {TensorSignature.Describe(shape)} has no rows [{start}, {start + count})");
+        }
+        long row = ElementCount(shape.AsSpan(1));
+        shape[0] = count;
+        return Copy(value, info.ElementDataType, shape, checked((int)(start * row)), name);
+    }
+
+    private static HostTensor Copy(OrtValue value, TensorElementType type, long[] shape, int from, string name)
+    {
+        int length = checked((int)ElementCount(shape));
+        return type switch
+        {
+            TensorElementType.Float => Of(value.GetTensorDataAsSpan<float>().Slice(from, length).ToArray(), shape),
+            TensorElementType.Int64 => Of(value.GetTensorDataAsSpan<long>().Slice(from, length).ToArray(), shape),
+            TensorElementType.UInt8 => Of(value.GetTensorDataAsSpan<byte>().Slice(from, length).ToArray(), shape),
+            _ => throw new NotSupportedException($"graph output '{name}' is {type}; served outputs are FP32, INT64 or UINT8"),
         };
     }
 }

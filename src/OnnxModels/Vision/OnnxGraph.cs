@@ -124,30 +124,74 @@ public sealed class OnnxGraph : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// One run over all requests: their inputs stacked into rented arrays (<see cref="RentedTensors"/>)
+    /// and each request's rows copied straight out of ONNX Runtime's output, so a batch allocates
+    /// only what it hands back (each request's own outputs), never a batch-sized array.
+    /// </summary>
     private GraphOutcome[] RunConcatenated(IReadOnlyList<GraphRequest> requests)
     {
-        var inputs = new Dictionary<string, HostTensor>(StringComparer.Ordinal);
-        foreach (string name in requests[0].Inputs.Keys) inputs[name] = HostTensor.Concat([.. requests.Select(r => r.Inputs[name])]);
+        GraphRequest first = requests[0];
+        var names = new List<string>(first.Inputs.Count);
+        using var stacked = new RentedTensors();
+        foreach ((string name, HostTensor t) in first.Inputs)
+        {
+            names.Add(name);
+            switch (t.Element)
+            {
+                case ElementKind.Float32: Stack<float>(stacked, requests, name); break;
+                case ElementKind.Int64: Stack<long>(stacked, requests, name); break;
+                default: Stack<byte>(stacked, requests, name); break;
+            }
+        }
         // Every output any request wants; each request then gets only its own.
         string[] wanted = [.. Outputs.Select(o => o.Name).Where(n => requests.Any(r => r.Outputs is null || r.Outputs.Contains(n)))];
-        IReadOnlyDictionary<string, HostTensor> all = Run(inputs, wanted);
-        long total = requests.Sum(r => r.Rows);
-        foreach ((string name, HostTensor t) in all)
+        using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(_runOptions, names, stacked.Values, wanted);
+        long total = 0;
+        foreach (GraphRequest r in requests) total += r.Rows;
+        var mine = new Dictionary<string, HostTensor>[requests.Count];
+        for (int i = 0; i < mine.Length; i++) mine[i] = new Dictionary<string, HostTensor>(StringComparer.Ordinal);
+        int k = 0;
+        foreach (OrtValue result in results)
         {
-            if (t.Rank == 0 || t.Shape[0] != total) throw new InvalidOperationException($"output '{name}' has {(t.Rank == 0 ? 0 : t.Shape[0])} rows for a batch of {total}");
+            string name = wanted[k++];
+            long[] shape = result.GetTensorTypeAndShape().Shape;
+            if (shape.Length == 0 || shape[0] != total) throw new InvalidOperationException($"output '{name}' has {(shape.Length == 0 ? 0 : shape[0])} rows for a batch of {total}");
+            long start = 0;
+            for (int i = 0; i < requests.Count; i++)
+            {
+                long rows = requests[i].Rows;
+                if (requests[i].Outputs is null || requests[i].Outputs!.Contains(name)) mine[i][name] = HostTensor.FromOrtRows(result, name, start, rows);
+                start += rows;
+            }
         }
         var outcomes = new GraphOutcome[requests.Count];
-        long start = 0;
-        for (int i = 0; i < requests.Count; i++)
-        {
-            long rows = requests[i].Rows;
-            var mine = new Dictionary<string, HostTensor>(StringComparer.Ordinal);
-            foreach (string name in requests[i].Outputs ?? wanted) mine[name] = all[name].Rows(start, rows);
-            outcomes[i] = new GraphOutcome(mine, null);
-            start += rows;
-        }
+        for (int i = 0; i < outcomes.Length; i++) outcomes[i] = new GraphOutcome(mine[i], null);
         return outcomes;
     }
+
+    private static void Stack<T>(RentedTensors stacked, IReadOnlyList<GraphRequest> requests, string name) where T : unmanaged
+    {
+        long rows = 0;
+        foreach (GraphRequest r in requests) rows += r.Inputs[name].Shape[0];
+        long[] shape = [.. requests[0].Inputs[name].Shape];
+        shape[0] = rows;
+        Span<T> into = stacked.Add<T>(shape);
+        int at = 0;
+        foreach (GraphRequest r in requests)
+        {
+            HostTensor t = r.Inputs[name];
+            t.CopyTo(into.Slice(at, (int)t.Length));
+            at += (int)t.Length;
+        }
+    }
+
+    /// <summary>
+    /// Runs prepared input values (rented ones, say) and hands the results to the caller while they
+    /// are still in ONNX Runtime's memory, so it can read what it needs without a managed copy.
+    /// </summary>
+    internal IDisposableReadOnlyCollection<OrtValue> RunValues(IReadOnlyCollection<string> inputs, IReadOnlyList<OrtValue> values, IReadOnlyCollection<string> outputs) =>
+        _session.Run(_runOptions, inputs, values, outputs);
 
     public void Dispose()
     {
