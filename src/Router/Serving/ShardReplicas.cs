@@ -23,25 +23,41 @@ public sealed class ShardReplicas
     private readonly ModelMetrics? _metrics;
 
     public ShardReplicas(IGrainFactory grains, string model, string version, TableSpec table, int shard, ModelMetrics? metrics = null)
+        : this(Keys(model, version, table, shard).Select(k => Grain(grains, k)).ToArray(), Keys(model, version, table, shard), table.Name, shard, metrics)
+    {
+    }
+
+    /// <param name="grains">grains[r] answers for replica r (any IEmbeddingShardGrain: the retry rules do not care how it is reached).</param>
+    public ShardReplicas(IEmbeddingShardGrain[] grains, string[] keys, string table, int shard, ModelMetrics? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(grains);
+        ArgumentNullException.ThrowIfNull(keys);
         ArgumentNullException.ThrowIfNull(table);
-        int count = table.Replicas;
-        if (count < 1) throw new ArgumentOutOfRangeException(nameof(table), count, $"table '{table.Name}' has {count} replicas; at least 1");
-        Table = table.Name;
+        int count = grains.Length;
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(grains), count, $"table '{table}' shard {shard} has no replica; at least 1");
+        if (keys.Length != count) throw new ArgumentException($"{keys.Length} keys for {count} replicas", nameof(keys));
+        Table = table;
         Shard = shard;
-        _keys = new string[count];
-        _grains = new IEmbeddingShardGrain[count];
-        for (int r = 0; r < count; r++)
-        {
-            _keys[r] = ShardKey.Format(model, version, table.Name, shard, r);
-            _grains[r] = grains.GetGrain<IEmbeddingShardGrain>(_keys[r]);
-        }
+        _keys = keys;
+        _grains = grains;
         _outstanding = new int[count];
         _coolingUntil = new long[count];
         _metrics = count > 1 ? metrics : null;
         _calls = new StrongBox<long>[count];
-        for (int r = 0; r < count; r++) _calls[r] = metrics is not null && count > 1 ? metrics.ReplicaCalls(table.Name, shard, r) : new StrongBox<long>();
+        for (int r = 0; r < count; r++) _calls[r] = metrics is not null && count > 1 ? metrics.ReplicaCalls(table, shard, r) : new StrongBox<long>();
+    }
+
+    private static string[] Keys(string model, string version, TableSpec table, int shard)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        if (table.Replicas < 1) throw new ArgumentOutOfRangeException(nameof(table), table.Replicas, $"table '{table.Name}' has {table.Replicas} replicas; at least 1");
+        return Enumerable.Range(0, table.Replicas).Select(r => ShardKey.Format(model, version, table.Name, shard, r)).ToArray();
+    }
+
+    private static IEmbeddingShardGrain Grain(IGrainFactory grains, string key)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        return grains.GetGrain<IEmbeddingShardGrain>(key);
     }
 
     public string Table { get; }
