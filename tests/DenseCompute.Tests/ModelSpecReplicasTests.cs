@@ -8,7 +8,7 @@ public class ModelSpecReplicasTests
     private const string File = "models/m/1/model.json";
 
     private static string Model(string secondTable) => $$"""
-        {"kind": "dlrm", "dense_features": 0, "top_mlp": [1], "interaction": "cat",
+        {"kind": "dlrm", "dense_features": 0, "bottom_mlp": [], "top_mlp": [1], "interaction": "cat",
          "tables": [{"name": "C1", "rows": 100, "dim": 4, "shards": 2}, {{secondTable}}]}
         """;
 
