@@ -73,7 +73,7 @@ public sealed class ShardReplicas
     /// <summary>Calls outstanding to <paramref name="replica"/> now.</summary>
     public int Outstanding(int replica) => Volatile.Read(ref _outstanding[replica]);
 
-    /// <summary>Calls sent to <paramref name="replica"/> since this version loaded.</summary>
+    /// <summary>Calls sent to <paramref name="replica"/>: for a replicated table, the model's /metrics counter (all versions).</summary>
     public long Calls(int replica) => Interlocked.Read(ref _calls[replica].Value);
 
     /// <summary>The replica for the next call (see <see cref="ReplicaChoice"/>); -1 only if every replica is in <paramref name="excluded"/>.</summary>
