@@ -30,7 +30,14 @@ public sealed class LoopbackCluster : IAsyncDisposable
     private IHost? _clientHost;
     private Func<SiloProcess>? _startEmbedding;
 
-    private LoopbackCluster(ITestOutputHelper log) => _log = log;
+    private LoopbackCluster(ITestOutputHelper log, int replicas = 1)
+    {
+        _log = log;
+        Replicas = replicas;
+    }
+
+    /// <summary>Replicas per shard written into the model (model.json "replicas"; 1 = none).</summary>
+    public int Replicas { get; }
 
     public string ModelsDirectory => Path.Combine(_root, "models");
     public string DataDirectory => Path.Combine(_root, "data");
@@ -66,9 +73,13 @@ public sealed class LoopbackCluster : IAsyncDisposable
     public HttpClient Http { get; private set; } = null!;
     public IClusterClient Client => _clientHost!.Services.GetRequiredService<IClusterClient>();
 
-    public static async Task<LoopbackCluster> StartAsync(ITestOutputHelper log, int embeddingSilos = 2, params string[] extraServeArgs)
+    public static Task<LoopbackCluster> StartAsync(ITestOutputHelper log, int embeddingSilos = 2, params string[] extraServeArgs) =>
+        StartReplicatedAsync(log, embeddingSilos, 1, extraServeArgs);
+
+    /// <summary>As <see cref="StartAsync"/>, with <paramref name="replicas"/> replicas of every shard.</summary>
+    public static async Task<LoopbackCluster> StartReplicatedAsync(ITestOutputHelper log, int embeddingSilos, int replicas, params string[] extraServeArgs)
     {
-        var cluster = new LoopbackCluster(log);
+        var cluster = new LoopbackCluster(log, replicas);
         try
         {
             await cluster.StartProcessesAsync(embeddingSilos, extraServeArgs);
@@ -182,7 +193,11 @@ public sealed class LoopbackCluster : IAsyncDisposable
         string source = Path.Combine(AppContext.BaseDirectory, "fixtures", "dlrm", Model);
         Directory.CreateDirectory(ModelDirectory);
         var spec = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!.AsObject();
-        foreach (JsonNode? table in spec["tables"]!.AsArray()) table!["shards"] = ShardsPerTable;
+        foreach (JsonNode? table in spec["tables"]!.AsArray())
+        {
+            table!["shards"] = ShardsPerTable;
+            if (Replicas > 1) table["replicas"] = Replicas;
+        }
         File.WriteAllText(Path.Combine(ModelDirectory, "model.json"), spec.ToJsonString());
         File.Copy(Path.Combine(source, "weights.safetensors"), Path.Combine(ModelDirectory, "weights.safetensors"));
     }

@@ -17,6 +17,9 @@ public enum InteractionKind
 public sealed record TableSpec(string Name, long Rows, int Dim, Pooling Pooling, RowFormat Storage, int Shards, int Lookups = 1)
 {
     public int RowBytes => RowLayout.RowBytes(Storage, Dim);
+
+    /// <summary>Copies of every shard (model.json "replicas", default 1), each its own grain on its own silo while there are enough embedding silos.</summary>
+    public int Replicas { get; init; } = 1;
 }
 
 /// <summary>

@@ -96,7 +96,8 @@ public sealed class ModelSpec
             int shards = tr.Int("shards", min: 1, fallback: 1);
             if (shards > rows) throw new ModelFileException(file, $"tables[{i}].shards", $"{shards} shards for {rows} rows");
             int lookups = tr.Int("lookups", min: 0, fallback: 1);
-            specs.Add(new TableSpec(name, rows, dim, pool, format, shards, lookups));
+            int replicas = tr.Int("replicas", min: 1, fallback: 1);
+            specs.Add(new TableSpec(name, rows, dim, pool, format, shards, lookups) { Replicas = replicas });
             i++;
         }
         var spec = new DlrmSpec(dense, bottom, top, kind, itself, [.. specs], weights)

@@ -48,6 +48,8 @@ public sealed class PooledLookupResult
     [Id(2)] public float[] Pooled { get; init; } = [];
     /// <summary>The silo that answered: front ends keep their shard -> silo map from these reports.</summary>
     [Id(3)] public SiloAddress? Silo { get; init; }
+    /// <summary>Which replica of the shard answered (0 without replicas), so the silo is recorded for that replica.</summary>
+    [Id(4)] public int Replica { get; init; }
 }
 
 /// <summary>New fp32 values for rows (Ids.Length x Dim, row-major); the shard encodes them in its row format.</summary>
@@ -77,18 +79,55 @@ public sealed class ShardStatus
     [Id(10)] public SiloAddress? SiloAddress { get; init; }
 }
 
-/// <summary>Builds and parses the shard grain key "{model}/{version}/{table}/{shard}".</summary>
+/// <summary>
+/// Builds and parses the shard grain key "{model}/{version}/{table}/{shard}" and, for replica r >= 1
+/// of that shard, "{model}/{version}/{table}/{shard}/r{r}". Replica 0 keeps the plain key, so
+/// stores and references from before replicas are unchanged.
+/// </summary>
 public static class ShardKey
 {
-    public static string Format(string model, string version, string table, int shard) => $"{model}/{version}/{table}/{shard}";
+    public static string Format(string model, string version, string table, int shard, int replica = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(replica);
+        return replica == 0 ? $"{model}/{version}/{table}/{shard}" : $"{model}/{version}/{table}/{shard}/r{replica}";
+    }
 
+    /// <summary>The shard a key names, whichever replica.</summary>
     public static (string Model, string Version, string Table, int Shard) Parse(string key)
     {
+        (string model, string version, string table, int shard, _) = ParseReplica(key);
+        return (model, version, table, shard);
+    }
+
+    public static (string Model, string Version, string Table, int Shard, int Replica) ParseReplica(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
         string[] parts = key.Split('/');
-        if (parts.Length != 4 || !int.TryParse(parts[3], out int shard) || shard < 0)
+        int replica = 0;
+        bool valid = parts.Length is 4 or 5 && int.TryParse(parts[3], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int shard)
+            && (parts.Length == 4 || TryReplica(parts[4], out replica));
+        if (!valid)
         {
-            throw new ArgumentException($"shard key '{key}' is not model/version/table/shard", nameof(key));
+            throw new ArgumentException($"shard key '{key}' is not model/version/table/shard or model/version/table/shard/rN (N >= 1)", nameof(key));
         }
-        return (parts[0], parts[1], parts[2], shard);
+        return (parts[0], parts[1], parts[2], int.Parse(parts[3], System.Globalization.CultureInfo.InvariantCulture), replica);
+    }
+
+    /// <summary>
+    /// Splits a replica's suffix off a shard key or a shard's GrainId text: (text without "/rN", N),
+    /// or (text, 0) for replica 0. The placement ranks every replica of a shard over the base text.
+    /// </summary>
+    public static (string Base, int Replica) SplitReplica(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int slash = text.LastIndexOf('/');
+        return slash >= 0 && TryReplica(text.AsSpan(slash + 1), out int replica) ? (text[..slash], replica) : (text, 0);
+    }
+
+    private static bool TryReplica(ReadOnlySpan<char> part, out int replica)
+    {
+        replica = 0;
+        return part.Length >= 2 && part[0] == 'r' && part[1] != '0'
+            && int.TryParse(part[1..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out replica) && replica >= 1;
     }
 }

@@ -12,7 +12,8 @@ using Recsys.EmbeddingGrains.Sharding;
 namespace Recsys.EmbeddingGrains.Grains;
 
 /// <summary>
-/// Hosts one <see cref="EmbeddingShard"/>. Activation recovers the shard's FASTER checkpoint when
+/// Hosts one <see cref="EmbeddingShard"/> (one replica of a shard when its table has replicas:
+/// each replica is its own grain with its own store, loaded with the same rows). Activation recovers the shard's FASTER checkpoint when
 /// one exists for this model version, else loads the rows from the model repository and
 /// checkpoints. Not reentrant: lookups and upserts take turns, which is what keeps the row cache
 /// and FASTER consistent without locks. A bad request throws ArgumentException before any state
@@ -36,12 +37,13 @@ internal sealed partial class EmbeddingShardGrain(
     private long _grant;
     private bool _recovered;
     private string _key = "";
+    private int _replica;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _key = this.GetPrimaryKeyString();
         if (!_options.HostsShards) throw new InvalidOperationException($"silo {silo.SiloAddress} has roles [{string.Join(", ", _options.Roles)}], not '{EmbeddingShardOptions.EmbeddingRole}': shard {_key} must not activate here");
-        (string model, string version, string tableName, int shardIndex) = ShardKey.Parse(_key);
+        (string model, string version, string tableName, int shardIndex, int replica) = ShardKey.ParseReplica(_key);
         var repository = new ModelRepository(_options.ModelsDirectory);
         ModelSpec spec = repository.LoadSpec(model, version);
         DlrmSpec dlrm = spec.RequireDlrm();
@@ -52,10 +54,15 @@ internal sealed partial class EmbeddingShardGrain(
         }
         TableSpec table = dlrm.Tables[tableIndex];
         if (shardIndex >= table.Shards) throw new ArgumentException($"shard {shardIndex} does not exist: table '{tableName}' of {model}/{version} has {table.Shards} shards", "key");
+        _replica = replica;
+        if (replica >= table.Replicas) throw new ArgumentException($"replica {replica} does not exist: table '{tableName}' of {model}/{version} has {table.Replicas} replica(s) per shard (model.json \"replicas\")", "key");
 
         var map = new ShardMap(table.Rows, table.Shards);
         long slots = map.SlotsIn(shardIndex);
-        string directory = Path.Combine(_options.DataDirectory, model, version, tableName, shardIndex.ToString(CultureInfo.InvariantCulture));
+        // Each replica owns its FASTER store: two activations must never open the same folder. Replica
+        // 0 keeps the folder shards had before replicas; a sibling's is beside it, never inside (a wipe of one must not touch the other).
+        string folder = replica == 0 ? shardIndex.ToString(CultureInfo.InvariantCulture) : string.Create(CultureInfo.InvariantCulture, $"{shardIndex}-r{replica}");
+        string directory = Path.Combine(_options.DataDirectory, model, version, tableName, folder);
         var manifest = ShardManifest.For(model, version, tableName, shardIndex, table.Shards, table.Rows, table.Dim, table.Storage);
 
         // Loads take turns per silo (ShardActivationGate): a failover or rebalance storm would
@@ -135,7 +142,7 @@ internal sealed partial class EmbeddingShardGrain(
         int bags = request.Offsets.Length - 1;
         var pooled = new float[(long)bags * shard.Dim];
         await shard.LookupAsync(request.Ids, request.Offsets, request.Weights, pooled);
-        return new PooledLookupResult { Bags = bags, Dim = shard.Dim, Pooled = pooled, Silo = silo.SiloAddress };
+        return new PooledLookupResult { Bags = bags, Dim = shard.Dim, Pooled = pooled, Silo = silo.SiloAddress, Replica = _replica };
     }
 
     /// <summary>Batches above this many rows are written off the scheduler: FASTER may wait for a page flush.</summary>

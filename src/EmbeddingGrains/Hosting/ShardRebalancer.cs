@@ -72,7 +72,7 @@ public sealed partial class ShardRebalancer(
         if (!candidates.Contains(me)) return misplaced;
         foreach ((GrainId grain, LocalShards.Entry entry) in shards.Active)
         {
-            SiloAddress? preferred = ShardRanking.Preferred(grain.ToString(), candidates);
+            SiloAddress? preferred = ShardRanking.ForReplica(grain.ToString(), candidates);
             if (preferred is not null && !preferred.Equals(me)) misplaced.Add((entry.Key, preferred));
         }
         return misplaced;

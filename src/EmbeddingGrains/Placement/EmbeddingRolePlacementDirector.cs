@@ -7,7 +7,7 @@ namespace Recsys.EmbeddingGrains.Placement;
 /// Places a shard on one of the compatible silos that advertise the embedding role, chosen by
 /// <see cref="ShardRanking"/> (rendezvous hashing of the grain key): every silo makes the same
 /// choice without coordination, shards spread evenly, and a silo joining or leaving moves only the
-/// shards it wins or held. Shards already active when a silo joins are moved by
+/// shards it wins or held; replica r of a shard goes to the r-th silo of its ranking. Shards already active when a silo joins are moved by
 /// <see cref="ShardRebalancer"/>, which ranks with the same function.
 /// </summary>
 public sealed class EmbeddingRolePlacementDirector(EmbeddingSilos embeddingSilos) : IPlacementDirector
@@ -21,7 +21,7 @@ public sealed class EmbeddingRolePlacementDirector(EmbeddingSilos embeddingSilos
         while (true)
         {
             SiloAddress[] compatible = context.GetCompatibleSilos(target);
-            SiloAddress? chosen = ShardRanking.Preferred(target.GrainIdentity.ToString(), embeddingSilos.Filter(compatible, context.LocalSilo));
+            SiloAddress? chosen = ShardRanking.ForReplica(target.GrainIdentity.ToString(), embeddingSilos.Filter(compatible, context.LocalSilo));
             if (chosen is not null) return chosen;
             if (Environment.TickCount64 >= deadline)
             {

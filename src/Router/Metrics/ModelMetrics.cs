@@ -22,6 +22,8 @@ public sealed class ModelMetrics
     private readonly LatencyHistogram[] _stages;
     private readonly ConcurrentDictionary<int, StrongBox<long>> _byStatus = new();
     private readonly ConcurrentDictionary<string, SiloBytes> _bySilo = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Table, int Shard, int Replica), StrongBox<long>> _byReplica = new();
+    private long _replicaFailovers;
     private long _shardCalls, _bytesSent, _bytesReceived, _samples, _siloCalls, _directShardCalls, _siloFallbacks, _siloHedges, _fallbackShardCalls, _localShardReads;
 
     public ModelMetrics(string model)
@@ -100,6 +102,19 @@ public sealed class ModelMetrics
     public void CountFallbackShardCall() => Interlocked.Increment(ref _fallbackShardCalls);
 
     public void CountLocalShardRead() => Interlocked.Increment(ref _localShardReads);
+
+    /// <summary>The counter of calls sent to one replica of a replicated table's shard (kept by the front end's replica choice).</summary>
+    public StrongBox<long> ReplicaCalls(string table, int shard, int replica) => _byReplica.GetOrAdd((table, shard, replica), _ => new StrongBox<long>());
+
+    /// <summary>Calls to replicated shards, per (table, shard, replica), ordered.</summary>
+    public IReadOnlyList<(string Table, int Shard, int Replica, long Calls)> ReplicaCallCounts() =>
+        [.. _byReplica.OrderBy(kv => kv.Key.Table, StringComparer.Ordinal).ThenBy(kv => kv.Key.Shard).ThenBy(kv => kv.Key.Replica)
+            .Select(kv => (kv.Key.Table, kv.Key.Shard, kv.Key.Replica, Interlocked.Read(ref kv.Value.Value)))];
+
+    /// <summary>Calls sent to a sibling replica because the one asked first failed or was slow.</summary>
+    public long ReplicaFailovers => Interlocked.Read(ref _replicaFailovers);
+
+    public void CountReplicaFailover() => Interlocked.Increment(ref _replicaFailovers);
 
     public IEnumerable<(int Status, long Count)> RequestsByStatus() =>
         _byStatus.OrderBy(kv => kv.Key).Select(kv => (kv.Key, Interlocked.Read(ref kv.Value.Value)));

@@ -47,6 +47,8 @@ public static class PrometheusText
         Counter(sb, models, "recsys_fallback_shard_calls_total", "Per-shard calls made for failed or hedged silo lookup messages.", m => m.FallbackShardCalls);
         Counter(sb, models, "recsys_lookup_bytes_sent_total", "Bytes of ids, offsets and weights sent to shards.", m => m.BytesSent);
         Counter(sb, models, "recsys_lookup_bytes_received_total", "Bytes of pooled partial sums received from shards.", m => m.BytesReceived);
+        ReplicaCalls(sb, models);
+        Counter(sb, models, "recsys_replica_failovers_total", "Shard calls sent to a sibling replica because the replica asked first failed or did not answer in time.", m => m.ReplicaFailovers);
         SiloBytes(sb, models, "recsys_lookup_silo_bytes_sent_total", "Lookup bytes sent, by the embedding silo that answered.", b => b.Sent);
         SiloBytes(sb, models, "recsys_lookup_silo_bytes_received_total", "Lookup bytes received, by the embedding silo that answered.", b => b.Received);
 
@@ -106,6 +108,20 @@ public static class PrometheusText
     }
 
     private static string Labels(SchedulerModelMetrics m) => $"model=\"{Escape(m.Model)}\",class=\"{m.Class}\"";
+
+    /// <summary>Per replica of every replicated shard: the spread of the front end's least-outstanding choice.</summary>
+    private static void ReplicaCalls(StringBuilder sb, List<ModelMetrics> models)
+    {
+        Header(sb, "recsys_replica_calls_total", "counter", "Lookup calls sent to each replica of a replicated table's shard (tables with replicas >= 2 only).");
+        foreach (ModelMetrics m in models)
+        {
+            foreach ((string table, int shard, int replica, long calls) in m.ReplicaCallCounts())
+            {
+                sb.Append("recsys_replica_calls_total{model=\"").Append(Escape(m.Model)).Append("\",table=\"").Append(Escape(table))
+                  .Append("\",shard=\"").Append(shard).Append("\",replica=\"").Append(replica).Append("\"} ").Append(calls).Append('\n');
+            }
+        }
+    }
 
     private static void SiloBytes(StringBuilder sb, List<ModelMetrics> models, string name, string help, Func<(string Silo, long Sent, long Received), long> value)
     {

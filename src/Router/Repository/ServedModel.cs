@@ -17,8 +17,7 @@ namespace Recsys.Router.Repository;
 /// </summary>
 public sealed class ServedModel
 {
-    private readonly IEmbeddingShardGrain[][] _shards;
-    private readonly string[][] _shardKeys;
+    private readonly ShardReplicas[][] _shards;
     private readonly LocalResidentShards? _localShards;
     private readonly IGrainFactory _grains;
     private readonly ConcurrentDictionary<SiloAddress, IShardHostGrain> _hosts = new();
@@ -35,9 +34,8 @@ public sealed class ServedModel
         Dense = dense;
         Metrics = metrics;
         _grains = grains;
-        Locations = new ShardLocations(spec.Tables.Select(t => t.Shards).ToArray());
-        _shardKeys = spec.Tables.Select(t => Enumerable.Range(0, t.Shards).Select(s => ShardKey.Format(name, version, t.Name, s)).ToArray()).ToArray();
-        _shards = _shardKeys.Select(keys => keys.Select(k => grains.GetGrain<IEmbeddingShardGrain>(k)).ToArray()).ToArray();
+        Locations = new ShardLocations(spec.Tables.Select(t => t.Shards).ToArray(), spec.Tables.Select(t => t.Replicas).ToArray());
+        _shards = spec.Tables.Select(t => Enumerable.Range(0, t.Shards).Select(s => new ShardReplicas(grains, name, version, t, s, metrics)).ToArray()).ToArray();
         Batcher = new ModelBatcher(this, batching);
     }
 
@@ -61,7 +59,11 @@ public sealed class ServedModel
     /// <summary>Shard -> silo, from the shards' own answers and status reports.</summary>
     public ShardLocations Locations { get; }
 
-    public IEmbeddingShardGrain Shard(int table, int shard) => _shards[table][shard];
+    /// <summary>Replica 0 of a shard (the shard itself when its table has no replicas).</summary>
+    public IEmbeddingShardGrain Shard(int table, int shard) => _shards[table][shard][0];
+
+    /// <summary>Every replica of a shard, with this front end's outstanding calls to each.</summary>
+    public ShardReplicas Replicas(int table, int shard) => _shards[table][shard];
 
     /// <summary>
     /// Pool resident shards active on this silo in place (<see cref="LocalShard"/>) instead of calling
@@ -69,17 +71,27 @@ public sealed class ServedModel
     /// </summary>
     public bool ReadLocalShardsInPlace { get; set; } = Environment.GetEnvironmentVariable("RECSYS_LOCAL_SHARD_READS") != "0";
 
-    /// <summary>The in-place reader of a shard when it is resident and active on this silo, else null (call its grain).</summary>
-    public ResidentShardReader? LocalShard(int table, int shard) =>
-        ReadLocalShardsInPlace && _localShards is { } local ? local.Find(_shardKeys[table][shard]) : null;
+    /// <summary>The in-place reader of a shard when one of its replicas is resident and active on this silo, else null (call its grain).</summary>
+    public ResidentShardReader? LocalShard(int table, int shard)
+    {
+        if (!ReadLocalShardsInPlace || _localShards is not { } local) return null;
+        ShardReplicas replicas = _shards[table][shard];
+        for (int r = 0; r < replicas.Count; r++)
+        {
+            if (local.Find(replicas.Key(r)) is { } reader) return reader;
+        }
+        return null;
+    }
 
     /// <summary>The lookup entry of <paramref name="silo"/>: takes all of a batch's slices for that silo in one message.</summary>
     public IShardHostGrain Host(SiloAddress silo) =>
         _hosts.GetOrAdd(silo, static (s, grains) => grains.GetGrain<IShardHostGrain>(ShardHostKey.Format(s)), _grains);
 
-    public IEnumerable<IEmbeddingShardGrain> AllShards => _shards.SelectMany(s => s);
+    /// <summary>Every shard replica's grain.</summary>
+    public IEnumerable<IEmbeddingShardGrain> AllShards => _shards.SelectMany(s => s).SelectMany(r => r.All);
 
-    private IEnumerable<(int Table, int Shard)> ShardIndices => _shards.SelectMany((shards, t) => Enumerable.Range(0, shards.Length).Select(s => (t, s)));
+    private IEnumerable<(int Table, int Shard, int Replica)> ShardIndices =>
+        _shards.SelectMany((shards, t) => shards.SelectMany((replicas, s) => Enumerable.Range(0, replicas.Count).Select(r => (t, s, r))));
 
     public long TotalRows => Spec.Tables.Sum(t => t.Rows);
 
@@ -111,7 +123,8 @@ public sealed class ServedModel
     /// </summary>
     public async Task WarmUpAsync(IProgress<(long Loaded, long Total)>? progress, CancellationToken cancel = default)
     {
-        long total = TotalRows, loaded = 0;
+        // Every replica loads its rows: progress counts them all.
+        long total = Spec.Tables.Sum(t => t.Rows * t.Replicas), loaded = 0;
         progress?.Report((0, total));
         using var slots = new SemaphoreSlim(WarmUpConcurrency);
         Task[] all = ShardIndices.Select(async ts =>
@@ -119,8 +132,8 @@ public sealed class ServedModel
             await slots.WaitAsync(cancel).ConfigureAwait(false);
             try
             {
-                ShardStatus status = await StatusWithRetryAsync(Shard(ts.Table, ts.Shard), cancel).ConfigureAwait(false);
-                Locations.Record(ts.Table, ts.Shard, status.SiloAddress);
+                ShardStatus status = await StatusWithRetryAsync(Replicas(ts.Table, ts.Shard)[ts.Replica], cancel).ConfigureAwait(false);
+                Locations.Record(ts.Table, ts.Shard, ts.Replica, status.SiloAddress);
                 progress?.Report((Interlocked.Add(ref loaded, status.Rows), total));
             }
             finally
@@ -151,10 +164,10 @@ public sealed class ServedModel
 
     public async Task<ShardCacheStats> CacheStatsAsync()
     {
-        (int Table, int Shard)[] indices = ShardIndices.ToArray();
-        ShardStatus[] all = await Task.WhenAll(indices.Select(ts => Shard(ts.Table, ts.Shard).GetStatus())).ConfigureAwait(false);
+        (int Table, int Shard, int Replica)[] indices = ShardIndices.ToArray();
+        ShardStatus[] all = await Task.WhenAll(indices.Select(ts => Replicas(ts.Table, ts.Shard)[ts.Replica].GetStatus())).ConfigureAwait(false);
         // Every scrape also refreshes the shard -> silo map.
-        for (int i = 0; i < all.Length; i++) Locations.Record(indices[i].Table, indices[i].Shard, all[i].SiloAddress);
+        for (int i = 0; i < all.Length; i++) Locations.Record(indices[i].Table, indices[i].Shard, indices[i].Replica, all[i].SiloAddress);
         return new ShardCacheStats(Name, Version, all.Length, all.Sum(s => s.Rows), all.Sum(s => s.ResidentRows), all.Sum(s => s.CacheHits), all.Sum(s => s.CacheMisses));
     }
 

@@ -15,7 +15,8 @@ namespace Recsys.Router.Serving;
 /// those hops, not the pooling, were most of the lookup stage. Here the tables are work items
 /// taken in turn by one thread-pool helper and by the engine's own thread once its bottom MLP is
 /// done, so whoever is running does the work and nothing waits on a wake-up. A shard that starts
-/// closing (deactivation) meanwhile is asked through its grain instead.
+/// closing (deactivation) meanwhile is asked through its grain instead. Any resident replica of a
+/// shard will do: replicas hold the same rows.
 /// </summary>
 public sealed class LocalPooling
 {
@@ -96,7 +97,7 @@ public sealed class LocalPooling
             {
                 if (_requests[t][s] is { } request && Partials[t][s] is null)
                 {
-                    Partials[t][s] = await ShardCallRetry.LookupAsync(_model.Shard(t, s), request, giveUp).ConfigureAwait(false);
+                    Partials[t][s] = await ShardCallRetry.LookupAsync(_model.Replicas(t, s), request, giveUp).ConfigureAwait(false);
                 }
             }
         }

@@ -11,11 +11,14 @@ namespace Recsys.Router.Serving;
 /// straight to its shard. Every answer names the silo it came from and corrects the map, so a
 /// shard that moved is found again by the next batch. Calls go out before the first await: the
 /// caller runs the bottom MLP while they are in flight. With <see cref="ServedModel.LookupPerSilo"/>
-/// off every slice goes straight to its shard (the map is still kept).
+/// off every slice goes straight to its shard (the map is still kept). A replicated shard's slice goes
+/// to the replica with the fewest calls outstanding from this front end (<see cref="ShardReplicas"/>),
+/// and a failed or slow call to a sibling at once (<see cref="ShardCallRetry"/>).
 /// </summary>
 public static class LookupFanOut
 {
-    private readonly record struct Slice(int Table, int Shard, PooledLookupRequest Request);
+    /// <param name="Replica">The replica chosen for the per-silo path (where it lives decides the message); direct calls choose their own.</param>
+    private readonly record struct Slice(int Table, int Shard, int Replica, PooledLookupRequest Request);
 
     /// <param name="pooledLocally">Tables the caller pools in place (<see cref="LocalPooling"/>): no call is sent for them and their partials stay null.</param>
     /// <returns>partials[t][s]: shard s's partial sums for table t; null when shard s got no ids.</returns>
@@ -31,7 +34,7 @@ public static class LookupFanOut
             PooledLookupRequest?[] perShard = ShardSplitter.Split(batch.Tables[t], tables[t].Rows, tables[t].Shards);
             for (int s = 0; s < perShard.Length; s++)
             {
-                if (perShard[s] is { } request) slices.Add(new Slice(t, s, request));
+                if (perShard[s] is { } request) slices.Add(new Slice(t, s, 0, request));
             }
         }
 
@@ -40,7 +43,13 @@ public static class LookupFanOut
         var pending = new List<Task>(8);
         for (int i = 0; i < slices.Count; i++)
         {
-            SiloAddress? silo = model.LookupPerSilo ? model.Locations.Get(slices[i].Table, slices[i].Shard) : null;
+            SiloAddress? silo = null;
+            if (model.LookupPerSilo)
+            {
+                int replica = model.Replicas(slices[i].Table, slices[i].Shard).Choose();
+                slices[i] = slices[i] with { Replica = replica };
+                silo = model.Locations.Get(slices[i].Table, slices[i].Shard, replica);
+            }
             if (silo is null)
             {
                 pending.Add(DirectAsync(model, slices[i], partials, giveUp));
@@ -66,8 +75,8 @@ public static class LookupFanOut
     private static async Task DirectAsync(ServedModel model, Slice slice, PooledLookupResult?[][] partials, CancellationToken giveUp)
     {
         model.Metrics.CountDirectShardCall();
-        PooledLookupResult result = await ShardCallRetry.LookupAsync(model.Shard(slice.Table, slice.Shard), slice.Request, giveUp).ConfigureAwait(false);
-        model.Locations.Record(slice.Table, slice.Shard, result.Silo);
+        PooledLookupResult result = await ShardCallRetry.LookupAsync(model.Replicas(slice.Table, slice.Shard), slice.Request, giveUp).ConfigureAwait(false);
+        model.Locations.Record(slice.Table, slice.Shard, result.Replica, result.Silo);
         partials[slice.Table][slice.Shard] = result;
     }
 
@@ -75,15 +84,17 @@ public static class LookupFanOut
     {
         var request = new SiloLookupRequest
         {
-            Shards = Array.ConvertAll(onSilo, s => model.Shard(s.Table, s.Shard)),
+            Shards = Array.ConvertAll(onSilo, s => model.Replicas(s.Table, s.Shard)[s.Replica]),
             Slices = Array.ConvertAll(onSilo, s => s.Request),
         };
-        (PooledLookupResult[] parts, bool hostFailed) = await SiloCallRetry.LookupAsync(model.Host(silo), request, model.Metrics, giveUp).ConfigureAwait(false);
+        ShardReplicas[] shards = Array.ConvertAll(onSilo, s => model.Replicas(s.Table, s.Shard));
+        int[] replicas = Array.ConvertAll(onSilo, s => s.Replica);
+        (PooledLookupResult[] parts, bool hostFailed) = await SiloCallRetry.LookupAsync(model.Host(silo), request, shards, replicas, model.Metrics, giveUp).ConfigureAwait(false);
         // The silo's host failed: until its shards report again, reach them one by one.
         if (hostFailed) model.Locations.Forget(silo);
         for (int i = 0; i < onSilo.Length; i++)
         {
-            model.Locations.Record(onSilo[i].Table, onSilo[i].Shard, parts[i].Silo);
+            model.Locations.Record(onSilo[i].Table, onSilo[i].Shard, parts[i].Replica, parts[i].Silo);
             partials[onSilo[i].Table][onSilo[i].Shard] = parts[i];
         }
     }

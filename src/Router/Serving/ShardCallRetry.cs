@@ -4,13 +4,17 @@ namespace Recsys.Router.Serving;
 
 /// <summary>
 /// One shard lookup that survives its silo going away. A call that fails because the silo died,
-/// left or refused the message is sent again after a short backoff; a call with no answer after
+/// left or refused the message is sent again; a call with no answer after
 /// <see cref="FirstAttemptTimeout"/> (doubling per attempt) gets a second one alongside it (a
 /// hedge: lookups only read, so whichever whole answer comes first is right). That covers
-/// messages stranded on a silo that is shutting down. The grain reference is location-transparent,
-/// so a new attempt reaches wherever Orleans reactivates the shard (it recovers its checkpoint or
-/// reloads its rows there). A request error (ArgumentException) is not retried. Retrying stops
-/// when every request of the batch has given up.
+/// messages stranded on a silo that is shutting down or was killed and not yet declared dead.
+/// With replicas (<see cref="ShardReplicas"/>) the new attempt goes to a sibling replica, on another
+/// silo, at once: after a failure without backoff, after a timeout without spending the hedge
+/// budget (once per lookup), so a lost silo costs a request one retry, not a failover. Without a
+/// sibling (one replica, or all failed in this round) the same grain is asked again after a short
+/// backoff: the reference is location-transparent, so it reaches wherever Orleans reactivates the
+/// shard (it recovers its checkpoint or reloads its rows there). A request error
+/// (ArgumentException) is not retried. Retrying stops when every request of the batch has given up.
 /// </summary>
 public static class ShardCallRetry
 {
@@ -32,10 +36,14 @@ public static class ShardCallRetry
     private static int s_hedgeTokens = HedgeBudgetCap;
 
     /// <param name="earnsHedge">False for calls that are themselves a silo message's fallback or hedge: they must not fund more hedges.</param>
-    public static async Task<PooledLookupResult> LookupAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, CancellationToken giveUp, bool earnsHedge = true)
+    /// <param name="avoid">Replicas (bit r) to ask only if no other is left, e.g. the one whose silo message just failed.</param>
+    public static async Task<PooledLookupResult> LookupAsync(ShardReplicas shard, PooledLookupRequest request, CancellationToken giveUp, bool earnsHedge = true, ulong avoid = 0)
     {
+        ArgumentNullException.ThrowIfNull(shard);
         if (earnsHedge) EarnHedge();
-        Task<PooledLookupResult> first = shard.Lookup(request);
+        int replica = shard.Choose(avoid);
+        if (replica < 0) replica = shard.Choose();
+        Task<PooledLookupResult> first = shard.LookupAsync(replica, request);
         try
         {
             return await first.WaitAsync(FirstAttemptTimeout, giveUp).ConfigureAwait(false);
@@ -50,42 +58,75 @@ public static class ShardCallRetry
         }
         catch (Exception e) when (IsNoEmbeddingSilo(e))
         {
-            throw new ShardUnavailableException(shard.GetPrimaryKeyString(), 1, e);
+            throw new ShardUnavailableException(shard.Key(replica), 1, e);
         }
-        return await RetryAsync(shard, request, first, giveUp).ConfigureAwait(false);
+        return await RetryAsync(shard, request, replica, first, giveUp).ConfigureAwait(false);
     }
 
-    private static async Task<PooledLookupResult> RetryAsync(IEmbeddingShardGrain shard, PooledLookupRequest request, Task<PooledLookupResult> first, CancellationToken giveUp)
+    private static ulong Bit(int replica) => replica < 64 ? 1UL << replica : 0;
+
+    private static async Task<PooledLookupResult> RetryAsync(ShardReplicas shard, PooledLookupRequest request, int firstReplica, Task<PooledLookupResult> first, CancellationToken giveUp)
     {
         long started = Environment.TickCount64;
-        var outstanding = new List<Task<PooledLookupResult>>(MaxOutstanding);
-        if (!first.IsCompleted) outstanding.Add(first);
+        var outstanding = new List<(Task<PooledLookupResult> Call, int Replica)>(MaxOutstanding);
+        if (!first.IsCompleted) outstanding.Add((first, firstReplica));
         bool lastFailed = first.IsCompleted;
+        // Replicas that failed since the last backoff: a sibling not among them is asked at once.
+        ulong failedInRound = lastFailed ? Bit(firstReplica) : 0;
+        bool siblingHedged = false;
         TimeSpan backoff = FirstBackoff, wait = FirstAttemptTimeout;
         Exception? lastError = first.IsFaulted ? first.Exception!.InnerException : null;
-        int attempts = 1;
+        int attempts = 1, lastReplica = firstReplica;
         while (true)
         {
             if (Environment.TickCount64 - started > MaxRetryTime.TotalMilliseconds)
             {
-                throw new ShardUnavailableException(shard.GetPrimaryKeyString(), attempts, lastError ?? new TimeoutException("no answer"));
+                throw new ShardUnavailableException(shard.Key(lastReplica), attempts, lastError ?? new TimeoutException("no answer"));
             }
+            ulong busy = 0;
+            foreach ((_, int r) in outstanding) busy |= Bit(r);
+            int next = -1;
+            bool failover = false;
             if (lastFailed)
             {
-                await Task.Delay(backoff, giveUp).ConfigureAwait(false);
-                backoff = TimeSpan.FromTicks(Math.Min(LastBackoff.Ticks, backoff.Ticks * 2));
+                next = shard.Choose(busy | failedInRound);
+                failover = next >= 0;
+                if (next < 0)
+                {
+                    // No sibling left to try at once: wait a little before asking again.
+                    await Task.Delay(backoff, giveUp).ConfigureAwait(false);
+                    backoff = TimeSpan.FromTicks(Math.Min(LastBackoff.Ticks, backoff.Ticks * 2));
+                    failedInRound = 0;
+                }
             }
-            // After a failure a new attempt is always due; while the old one is merely slow, only if the budget allows.
-            if (outstanding.Count == 0 || (outstanding.Count < MaxOutstanding && TrySpendHedge()))
+            if (next < 0)
             {
-                outstanding.Add(shard.Lookup(request));
+                // After a failure a new attempt is always due; while the old one is merely slow, a sibling is
+                // asked once for free (another silo), further hedges only if the budget allows.
+                int sibling = shard.Choose(busy);
+                bool freeSibling = !siblingHedged && sibling >= 0 && outstanding.Count > 0;
+                if (outstanding.Count == 0 || (outstanding.Count < MaxOutstanding && (freeSibling || TrySpendHedge())))
+                {
+                    next = sibling >= 0 ? sibling : shard.Choose();
+                    if (freeSibling)
+                    {
+                        siblingHedged = true;
+                        failover = true;
+                    }
+                }
+            }
+            if (next >= 0)
+            {
+                if (failover) shard.CountFailover();
+                outstanding.Add((shard.LookupAsync(next, request), next));
+                lastReplica = next;
                 attempts++;
             }
             wait = TimeSpan.FromTicks(Math.Min(MaxAttemptTimeout.Ticks, wait.Ticks * 2));
             Task<PooledLookupResult> done;
             try
             {
-                done = await Task.WhenAny(outstanding).WaitAsync(wait, giveUp).ConfigureAwait(false);
+                done = await Task.WhenAny(outstanding.Select(o => o.Call)).WaitAsync(wait, giveUp).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
@@ -93,12 +134,15 @@ public static class ShardCallRetry
                 continue;
             }
             if (done.IsCompletedSuccessfully) return done.Result;
-            outstanding.Remove(done);
+            int at = outstanding.FindIndex(o => o.Call == done);
+            int failedReplica = outstanding[at].Replica;
+            outstanding.RemoveAt(at);
             Exception error = done.Exception?.InnerException ?? new OperationCanceledException("shard call canceled");
-            if (IsNoEmbeddingSilo(error)) throw new ShardUnavailableException(shard.GetPrimaryKeyString(), attempts, error);
+            if (IsNoEmbeddingSilo(error)) throw new ShardUnavailableException(shard.Key(failedReplica), attempts, error);
             if (!IsTransient(error)) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
             lastError = error;
             lastFailed = true;
+            failedInRound |= Bit(failedReplica);
         }
     }
 

@@ -12,17 +12,24 @@ namespace Recsys.Router.Serving;
 /// alongside it and the first whole answer wins: lookups only read. A silo message earns and
 /// spends the hedge budget like one shard call, and the per-shard calls it falls back to earn
 /// nothing: otherwise a slow cluster's hedges would fund more hedges and double its own load.
-/// A bad request (ArgumentException) and the batch giving up are not retried.
+/// A bad request (ArgumentException) and the batch giving up are not retried. Each slice names the
+/// replica it was sent to: the message counts as outstanding to each of them, and the per-shard calls
+/// of a fallback or hedge go to a sibling replica first.
 /// </summary>
 public static class SiloCallRetry
 {
+    /// <param name="shards">shards[i] holds request.Shards[i], which is its replica replicas[i].</param>
     /// <returns>Parts[i] answers request.Slices[i]; HostFailed when the host threw and the parts came per shard.</returns>
     public static async Task<(PooledLookupResult[] Parts, bool HostFailed)> LookupAsync(
-        IShardHostGrain host, SiloLookupRequest request, ModelMetrics metrics, CancellationToken giveUp)
+        IShardHostGrain host, SiloLookupRequest request, ShardReplicas[] shards, int[] replicas, ModelMetrics metrics, CancellationToken giveUp)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(shards);
+        ArgumentNullException.ThrowIfNull(replicas);
         ShardCallRetry.EarnHedge();
         metrics.CountSiloCall();
-        Task<SiloLookupResult> first = host.Lookup(request);
+        for (int i = 0; i < shards.Length; i++) shards[i].Begin(replicas[i]);
+        Task<SiloLookupResult> first = Tracked(host.Lookup(request), shards, replicas);
         TimeSpan wait = ShardCallRetry.FirstAttemptTimeout;
         while (true)
         {
@@ -39,13 +46,13 @@ public static class SiloCallRetry
             catch (Exception e) when (IsWorthAFallback(e, giveUp))
             {
                 metrics.CountSiloFallback();
-                return (await PerShardAsync(request, metrics, giveUp).ConfigureAwait(false), true);
+                return (await PerShardAsync(request, shards, replicas, metrics, giveUp).ConfigureAwait(false), true);
             }
         }
 
         metrics.CountSiloHedge();
         Task<PooledLookupResult[]> viaHost = PartsOf(first, request);
-        Task<PooledLookupResult[]> perShard = PerShardAsync(request, metrics, giveUp);
+        Task<PooledLookupResult[]> perShard = PerShardAsync(request, shards, replicas, metrics, giveUp);
         Task<PooledLookupResult[]> done = await Task.WhenAny(viaHost, perShard).WaitAsync(giveUp).ConfigureAwait(false);
         Task<PooledLookupResult[]> other = done == viaHost ? perShard : viaHost;
         if (done.IsCompletedSuccessfully)
@@ -80,15 +87,36 @@ public static class SiloCallRetry
         return answer.Parts;
     }
 
-    private static Task<PooledLookupResult[]> PerShardAsync(SiloLookupRequest request, ModelMetrics metrics, CancellationToken giveUp)
+    private static Task<PooledLookupResult[]> PerShardAsync(SiloLookupRequest request, ShardReplicas[] shards, int[] replicas, ModelMetrics metrics, CancellationToken giveUp)
     {
         var calls = new Task<PooledLookupResult>[request.Slices.Length];
         for (int i = 0; i < calls.Length; i++)
         {
             metrics.CountFallbackShardCall();
-            calls[i] = ShardCallRetry.LookupAsync(request.Shards[i], request.Slices[i], giveUp, earnsHedge: false);
+            // A sibling first: the replica in the message sits on the silo that failed or is slow.
+            ulong avoid = replicas[i] < 64 ? 1UL << replicas[i] : 0;
+            calls[i] = ShardCallRetry.LookupAsync(shards[i], request.Slices[i], giveUp, earnsHedge: false, avoid);
         }
         return Task.WhenAll(calls);
+    }
+
+    /// <summary>The silo message as outstanding to each replica it carries, until it completes; a failure cools them down.</summary>
+    private static async Task<SiloLookupResult> Tracked(Task<SiloLookupResult> call, ShardReplicas[] shards, int[] replicas)
+    {
+        bool failed = false;
+        try
+        {
+            return await call.ConfigureAwait(false);
+        }
+        catch (Exception e) when (ShardCallRetry.IsTransient(e))
+        {
+            failed = true;
+            throw;
+        }
+        finally
+        {
+            for (int i = 0; i < shards.Length; i++) shards[i].End(replicas[i], failed);
+        }
     }
 
     /// <summary>The loser of a race may still fail later; nobody awaits it, so its error is read here.</summary>
