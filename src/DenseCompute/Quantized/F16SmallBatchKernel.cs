@@ -20,53 +20,55 @@ internal static unsafe class F16SmallBatchKernel
 
     public const int MaxRowsSingle = 8;
     private const int W = GemmLayout.PanelWidth;
-    private const int FieldMask = unchecked((int)0x8FFF_E000);
-    private const float Rebias = 5.192296858534828e33f; // 2^112
+    private const int FieldMask = HalfWidening.FieldMask;
+    private const float Rebias = HalfWidening.Rebias;
 
-    /// <summary>c[rows x 32·panels] (row stride ldc) = bias + a[rows x k] (row stride lda) · panels; ReLU optional.</summary>
-    public static void Tile(int rows, int panels, float* a, int lda, ushort* b0, ushort* b1, int k, float* c, int ldc, float* bias, bool relu)
+    /// <summary>
+    /// c[rows x 32·panels] (row stride ldc) = bias + a[rows x k] (row stride lda) · panels; ReLU optional.
+    /// With <paramref name="inputPrescaled"/> the caller has multiplied a by 2^112 (<see cref="HalfWidening.ScaleInput"/>),
+    /// so the weights stay at their widened scale of 2^-112 and each product is still exactly x·w.
+    /// </summary>
+    public static void Tile(int rows, int panels, float* a, int lda, ushort* b0, ushort* b1, int k, float* c, int ldc, float* bias, bool relu, bool inputPrescaled)
+    {
+        if (inputPrescaled) Tile<PrescaledInput>(rows, panels, a, lda, b0, b1, k, c, ldc, bias, relu);
+        else Tile<RebiasedWeights>(rows, panels, a, lda, b0, b1, k, c, ldc, bias, relu);
+    }
+
+    private static void Tile<TWeights>(int rows, int panels, float* a, int lda, ushort* b0, ushort* b1, int k, float* c, int ldc, float* bias, bool relu)
+        where TWeights : struct, IHalfLanes
     {
         if (panels == 2)
         {
             switch (rows)
             {
-                case 1: Pair<Rows1>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
-                case 2: Pair<Rows2>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
-                case 3: Pair<Rows3>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
-                case 4: Pair<Rows4>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
+                case 1: Pair<Rows1, TWeights>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
+                case 2: Pair<Rows2, TWeights>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
+                case 3: Pair<Rows3, TWeights>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
+                case 4: Pair<Rows4, TWeights>(a, lda, b0, b1, k, c, ldc, bias, relu); return;
             }
         }
         else
         {
             switch (rows)
             {
-                case 1: Single<Rows1>(a, lda, b0, k, c, ldc, bias, relu); return;
-                case 2: Single<Rows2>(a, lda, b0, k, c, ldc, bias, relu); return;
-                case 3: Single<Rows3>(a, lda, b0, k, c, ldc, bias, relu); return;
-                case 4: Single<Rows4>(a, lda, b0, k, c, ldc, bias, relu); return;
-                case 5: Single<Rows5>(a, lda, b0, k, c, ldc, bias, relu); return;
-                case 6: Single<Rows6>(a, lda, b0, k, c, ldc, bias, relu); return;
-                case 7: Single<Rows7>(a, lda, b0, k, c, ldc, bias, relu); return;
-                case 8: Single<Rows8>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 1: Single<Rows1, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 2: Single<Rows2, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 3: Single<Rows3, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 4: Single<Rows4, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 5: Single<Rows5, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 6: Single<Rows6, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 7: Single<Rows7, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
+                case 8: Single<Rows8, TWeights>(a, lda, b0, k, c, ldc, bias, relu); return;
             }
         }
 
         throw new ArgumentOutOfRangeException(nameof(rows), rows, "tile height must be 1..4 (two panels) or 1..8 (one panel)");
     }
 
-    /// <summary>Columns 0..15 of a packed row: the low halves of the 32-bit lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Low(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias) =>
-        (Vector512.ShiftRightArithmetic(lanes << 16, 3) & mask).AsSingle() * rebias;
-
-    /// <summary>Columns 16..31: the high halves; the shift drops the low half's bits below the mask.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> High(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias) =>
-        (Vector512.ShiftRightArithmetic(lanes, 3) & mask).AsSingle() * rebias;
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Pair<TRows>(float* a, int lda, ushort* b0, ushort* b1, int k, float* c, int ldc, float* bias, bool relu)
+    private static void Pair<TRows, TWeights>(float* a, int lda, ushort* b0, ushort* b1, int k, float* c, int ldc, float* bias, bool relu)
         where TRows : struct, IRowCount
+        where TWeights : struct, IHalfLanes
     {
         int r = TRows.Value;
         Vector512<int> mask = Vector512.Create(FieldMask);
@@ -76,11 +78,11 @@ internal static unsafe class F16SmallBatchKernel
         for (int kk = 0; kk < k; kk++)
         {
             Vector512<int> w0 = Vector512.Load((int*)b0);
-            q0 = Low(w0, mask, rebias);
-            q1 = High(w0, mask, rebias);
+            q0 = TWeights.Low(w0, mask, rebias);
+            q1 = TWeights.High(w0, mask, rebias);
             Vector512<int> w1 = Vector512.Load((int*)b1);
-            q2 = Low(w1, mask, rebias);
-            q3 = High(w1, mask, rebias);
+            q2 = TWeights.Low(w1, mask, rebias);
+            q3 = TWeights.High(w1, mask, rebias);
             Vector512<float> av;
             { av = Vector512.Create(a[(0 * lda) + kk]); c00 = Vector512.FusedMultiplyAdd(av, q0, c00); c01 = Vector512.FusedMultiplyAdd(av, q1, c01); c02 = Vector512.FusedMultiplyAdd(av, q2, c02); c03 = Vector512.FusedMultiplyAdd(av, q3, c03); }
             if (r > 1) { av = Vector512.Create(a[(1 * lda) + kk]); c10 = Vector512.FusedMultiplyAdd(av, q0, c10); c11 = Vector512.FusedMultiplyAdd(av, q1, c11); c12 = Vector512.FusedMultiplyAdd(av, q2, c12); c13 = Vector512.FusedMultiplyAdd(av, q3, c13); }
@@ -107,8 +109,9 @@ internal static unsafe class F16SmallBatchKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Single<TRows>(float* a, int lda, ushort* b0, int k, float* c, int ldc, float* bias, bool relu)
+    private static void Single<TRows, TWeights>(float* a, int lda, ushort* b0, int k, float* c, int ldc, float* bias, bool relu)
         where TRows : struct, IRowCount
+        where TWeights : struct, IHalfLanes
     {
         int r = TRows.Value;
         Vector512<int> mask = Vector512.Create(FieldMask);
@@ -118,8 +121,8 @@ internal static unsafe class F16SmallBatchKernel
         for (int kk = 0; kk < k; kk++)
         {
             Vector512<int> w0 = Vector512.Load((int*)b0);
-            q0 = Low(w0, mask, rebias);
-            q1 = High(w0, mask, rebias);
+            q0 = TWeights.Low(w0, mask, rebias);
+            q1 = TWeights.High(w0, mask, rebias);
             Vector512<float> av;
             { av = Vector512.Create(a[(0 * lda) + kk]); c00 = Vector512.FusedMultiplyAdd(av, q0, c00); c01 = Vector512.FusedMultiplyAdd(av, q1, c01); }
             if (r > 1) { av = Vector512.Create(a[(1 * lda) + kk]); c10 = Vector512.FusedMultiplyAdd(av, q0, c10); c11 = Vector512.FusedMultiplyAdd(av, q1, c11); }
@@ -155,4 +158,42 @@ internal static unsafe class F16SmallBatchKernel
         if (r > 6) { Vector512.Store(c60, c + (6 * ldc) + 0); Vector512.Store(c61, c + (6 * ldc) + 16); }
         if (r > 7) { Vector512.Store(c70, c + (7 * ldc) + 0); Vector512.Store(c71, c + (7 * ldc) + 16); }
     }
+}
+
+/// <summary>How a tile turns a packed row of 32 halves (16 lanes, see <see cref="HalfWidening"/>) into two vectors of weights.</summary>
+internal interface IHalfLanes
+{
+    /// <summary>Columns 0..15: the low halves of the 32-bit lanes.</summary>
+    static abstract Vector512<float> Low(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias);
+
+    /// <summary>Columns 16..31: the high halves; the shift drops the low half's bits below the mask.</summary>
+    static abstract Vector512<float> High(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias);
+}
+
+/// <summary>The weights' true values: shift, mask, and a multiply by 2^112 per vector. Any input.</summary>
+internal readonly struct RebiasedWeights : IHalfLanes
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Low(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias) =>
+        (Vector512.ShiftRightArithmetic(lanes << 16, 3) & mask).AsSingle() * rebias;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> High(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias) =>
+        (Vector512.ShiftRightArithmetic(lanes, 3) & mask).AsSingle() * rebias;
+}
+
+/// <summary>
+/// The weights times 2^-112 (shift and mask only, no multiply), for an input already multiplied by 2^112: the
+/// FMA's exact product is x·w all the same, so the sums round exactly as the fp32 tiles' do. The multiply it
+/// saves runs on the FMA ports, which bound the tile from about 8 rows up.
+/// </summary>
+internal readonly struct PrescaledInput : IHalfLanes
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Low(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias) =>
+        (Vector512.ShiftRightArithmetic(lanes << 16, 3) & mask).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> High(Vector512<int> lanes, Vector512<int> mask, Vector512<float> rebias) =>
+        (Vector512.ShiftRightArithmetic(lanes, 3) & mask).AsSingle();
 }
