@@ -75,7 +75,9 @@ internal static unsafe class F16SmallBatchKernel
         Vector512<float> rebias = Vector512.Create(Rebias);
         Vector512<float> q0 = Vector512.Load(bias + 0), q1 = Vector512.Load(bias + 16), q2 = Vector512.Load(bias + 32), q3 = Vector512.Load(bias + 48);
         Vector512<float> c00 = q0, c01 = q1, c02 = q2, c03 = q3, c10 = q0, c11 = q1, c12 = q2, c13 = q3, c20 = q0, c21 = q1, c22 = q2, c23 = q3, c30 = q0, c31 = q1, c32 = q2, c33 = q3;
-        for (int kk = 0; kk < k; kk++)
+        // One pointer per row, indexed by a native-int k: each broadcast is one instruction, with no index arithmetic.
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda);
+        for (nint kk = 0; kk < k; kk++)
         {
             Vector512<int> w0 = Vector512.Load((int*)b0);
             q0 = TWeights.Low(w0, mask, rebias);
@@ -84,10 +86,10 @@ internal static unsafe class F16SmallBatchKernel
             q2 = TWeights.Low(w1, mask, rebias);
             q3 = TWeights.High(w1, mask, rebias);
             Vector512<float> av;
-            { av = Vector512.Create(a[(0 * lda) + kk]); c00 = Vector512.FusedMultiplyAdd(av, q0, c00); c01 = Vector512.FusedMultiplyAdd(av, q1, c01); c02 = Vector512.FusedMultiplyAdd(av, q2, c02); c03 = Vector512.FusedMultiplyAdd(av, q3, c03); }
-            if (r > 1) { av = Vector512.Create(a[(1 * lda) + kk]); c10 = Vector512.FusedMultiplyAdd(av, q0, c10); c11 = Vector512.FusedMultiplyAdd(av, q1, c11); c12 = Vector512.FusedMultiplyAdd(av, q2, c12); c13 = Vector512.FusedMultiplyAdd(av, q3, c13); }
-            if (r > 2) { av = Vector512.Create(a[(2 * lda) + kk]); c20 = Vector512.FusedMultiplyAdd(av, q0, c20); c21 = Vector512.FusedMultiplyAdd(av, q1, c21); c22 = Vector512.FusedMultiplyAdd(av, q2, c22); c23 = Vector512.FusedMultiplyAdd(av, q3, c23); }
-            if (r > 3) { av = Vector512.Create(a[(3 * lda) + kk]); c30 = Vector512.FusedMultiplyAdd(av, q0, c30); c31 = Vector512.FusedMultiplyAdd(av, q1, c31); c32 = Vector512.FusedMultiplyAdd(av, q2, c32); c33 = Vector512.FusedMultiplyAdd(av, q3, c33); }
+            { av = Vector512.Create(a0[kk]); c00 = Vector512.FusedMultiplyAdd(av, q0, c00); c01 = Vector512.FusedMultiplyAdd(av, q1, c01); c02 = Vector512.FusedMultiplyAdd(av, q2, c02); c03 = Vector512.FusedMultiplyAdd(av, q3, c03); }
+            if (r > 1) { av = Vector512.Create(a1[kk]); c10 = Vector512.FusedMultiplyAdd(av, q0, c10); c11 = Vector512.FusedMultiplyAdd(av, q1, c11); c12 = Vector512.FusedMultiplyAdd(av, q2, c12); c13 = Vector512.FusedMultiplyAdd(av, q3, c13); }
+            if (r > 2) { av = Vector512.Create(a2[kk]); c20 = Vector512.FusedMultiplyAdd(av, q0, c20); c21 = Vector512.FusedMultiplyAdd(av, q1, c21); c22 = Vector512.FusedMultiplyAdd(av, q2, c22); c23 = Vector512.FusedMultiplyAdd(av, q3, c23); }
+            if (r > 3) { av = Vector512.Create(a3[kk]); c30 = Vector512.FusedMultiplyAdd(av, q0, c30); c31 = Vector512.FusedMultiplyAdd(av, q1, c31); c32 = Vector512.FusedMultiplyAdd(av, q2, c32); c33 = Vector512.FusedMultiplyAdd(av, q3, c33); }
             b0 += W;
             b1 += W;
         }
@@ -118,20 +120,22 @@ internal static unsafe class F16SmallBatchKernel
         Vector512<float> rebias = Vector512.Create(Rebias);
         Vector512<float> q0 = Vector512.Load(bias + 0), q1 = Vector512.Load(bias + 16);
         Vector512<float> c00 = q0, c01 = q1, c10 = q0, c11 = q1, c20 = q0, c21 = q1, c30 = q0, c31 = q1, c40 = q0, c41 = q1, c50 = q0, c51 = q1, c60 = q0, c61 = q1, c70 = q0, c71 = q1;
-        for (int kk = 0; kk < k; kk++)
+        // One pointer per row, indexed by a native-int k: each broadcast is one instruction, with no index arithmetic.
+        float* a0 = a, a1 = a + lda, a2 = a + (2 * lda), a3 = a + (3 * lda), a4 = a + (4 * lda), a5 = a + (5 * lda), a6 = a + (6 * lda), a7 = a + (7 * lda);
+        for (nint kk = 0; kk < k; kk++)
         {
             Vector512<int> w0 = Vector512.Load((int*)b0);
             q0 = TWeights.Low(w0, mask, rebias);
             q1 = TWeights.High(w0, mask, rebias);
             Vector512<float> av;
-            { av = Vector512.Create(a[(0 * lda) + kk]); c00 = Vector512.FusedMultiplyAdd(av, q0, c00); c01 = Vector512.FusedMultiplyAdd(av, q1, c01); }
-            if (r > 1) { av = Vector512.Create(a[(1 * lda) + kk]); c10 = Vector512.FusedMultiplyAdd(av, q0, c10); c11 = Vector512.FusedMultiplyAdd(av, q1, c11); }
-            if (r > 2) { av = Vector512.Create(a[(2 * lda) + kk]); c20 = Vector512.FusedMultiplyAdd(av, q0, c20); c21 = Vector512.FusedMultiplyAdd(av, q1, c21); }
-            if (r > 3) { av = Vector512.Create(a[(3 * lda) + kk]); c30 = Vector512.FusedMultiplyAdd(av, q0, c30); c31 = Vector512.FusedMultiplyAdd(av, q1, c31); }
-            if (r > 4) { av = Vector512.Create(a[(4 * lda) + kk]); c40 = Vector512.FusedMultiplyAdd(av, q0, c40); c41 = Vector512.FusedMultiplyAdd(av, q1, c41); }
-            if (r > 5) { av = Vector512.Create(a[(5 * lda) + kk]); c50 = Vector512.FusedMultiplyAdd(av, q0, c50); c51 = Vector512.FusedMultiplyAdd(av, q1, c51); }
-            if (r > 6) { av = Vector512.Create(a[(6 * lda) + kk]); c60 = Vector512.FusedMultiplyAdd(av, q0, c60); c61 = Vector512.FusedMultiplyAdd(av, q1, c61); }
-            if (r > 7) { av = Vector512.Create(a[(7 * lda) + kk]); c70 = Vector512.FusedMultiplyAdd(av, q0, c70); c71 = Vector512.FusedMultiplyAdd(av, q1, c71); }
+            { av = Vector512.Create(a0[kk]); c00 = Vector512.FusedMultiplyAdd(av, q0, c00); c01 = Vector512.FusedMultiplyAdd(av, q1, c01); }
+            if (r > 1) { av = Vector512.Create(a1[kk]); c10 = Vector512.FusedMultiplyAdd(av, q0, c10); c11 = Vector512.FusedMultiplyAdd(av, q1, c11); }
+            if (r > 2) { av = Vector512.Create(a2[kk]); c20 = Vector512.FusedMultiplyAdd(av, q0, c20); c21 = Vector512.FusedMultiplyAdd(av, q1, c21); }
+            if (r > 3) { av = Vector512.Create(a3[kk]); c30 = Vector512.FusedMultiplyAdd(av, q0, c30); c31 = Vector512.FusedMultiplyAdd(av, q1, c31); }
+            if (r > 4) { av = Vector512.Create(a4[kk]); c40 = Vector512.FusedMultiplyAdd(av, q0, c40); c41 = Vector512.FusedMultiplyAdd(av, q1, c41); }
+            if (r > 5) { av = Vector512.Create(a5[kk]); c50 = Vector512.FusedMultiplyAdd(av, q0, c50); c51 = Vector512.FusedMultiplyAdd(av, q1, c51); }
+            if (r > 6) { av = Vector512.Create(a6[kk]); c60 = Vector512.FusedMultiplyAdd(av, q0, c60); c61 = Vector512.FusedMultiplyAdd(av, q1, c61); }
+            if (r > 7) { av = Vector512.Create(a7[kk]); c70 = Vector512.FusedMultiplyAdd(av, q0, c70); c71 = Vector512.FusedMultiplyAdd(av, q1, c71); }
             b0 += W;
         }
 
