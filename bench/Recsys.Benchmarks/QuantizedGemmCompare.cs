@@ -1,3 +1,4 @@
+using Microsoft.ML.OnnxRuntime;
 using System.Diagnostics;
 using System.Globalization;
 using Recsys.DenseCompute.Gemm;
@@ -11,7 +12,11 @@ namespace Recsys.Benchmarks;
 /// Every variant runs one timed block per round, interleaved, so all see the same machine noise; the
 /// ratio is taken per round (fp32 time / variant time) and the median reported. The whole top MLP is
 /// also timed at each precision next to ONNX Runtime fp32 (the peer GemmCompare uses; it has no OpenBLAS call).
-/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256] [weights=uniform|heavy] [threads=1]
+/// Usage: dotnet run -c Release --project bench/Recsys.Benchmarks -- qgemm-compare [rounds=5] [batches=1,16,64,256] [weights=uniform|heavy] [threads=1] [warm|cold[:copies]]
+/// "cold" times the whole MLP only, each call on the next of <c>copies</c> (default 32) separately packed copies of it,
+/// for every variant and for ORT (one session per copy): 32 copies of the int8 MLP are 70 MB, so every variant's
+/// weights stream from DRAM as in a server whose embedding lookups push the MLP out of the 32 MB L3 between dense calls.
+/// "warm" (the default) reuses one copy, whose weights stay in L3.
 /// "heavy" gives the per-layer table Student-t-like weights of the same spread (trained layers look like that:
 /// a bulk near 0 and a few large values), where the 16-bit chunk needs far fewer outliers; the whole-MLP
 /// table keeps the uniform weights ORT is given.
@@ -26,7 +31,14 @@ internal static class QuantizedGemmCompare
         int[] batches = args.Length > 2 ? args[2].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() : [1, 16, 64, 256];
         bool heavy = args.Length > 3 && args[3] == "heavy";
         int threads = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
+        int copies = args.Length > 5 ? ColdCopies(args[5]) : 1;
         var mlp = new GemmMlp("top", batches.Max());
+        if (copies > 1)
+        {
+            RunCold(mlp, rounds, batches, threads, copies);
+            return;
+        }
+
         Console.WriteLine($"# qgemm-compare ({(heavy ? "heavy-tailed" : "uniform")} weights per layer): {Environment.ProcessorCount} cpus, {threads} thread(s), {rounds} interleaved rounds of ~0.1 s per variant; times are the fastest single call, x = fp32 / variant; fp32 path {GemmPaths.Best}");
         Console.WriteLine($"# load average at start: {GemmCompare.LoadAverage()}");
         Console.WriteLine("| shape (in->out) | M | fp32 us (fastest) | fp16 us | int8 vnni us | int8 madd16 us | fp16 x | vnni x | madd16 x | block-median x (fp16/vnni/madd16) | madd16 chunk / outliers | madd16 chunk-2 x (outliers) |");
@@ -79,6 +91,64 @@ internal static class QuantizedGemmCompare
         Console.WriteLine($"# load average at end: {GemmCompare.LoadAverage()}");
     }
 
+    private static int ColdCopies(string regime) => regime switch
+    {
+        "warm" => 1,
+        "cold" => 32,
+        _ when regime.StartsWith("cold:", StringComparison.Ordinal) && int.TryParse(regime.AsSpan(5), CultureInfo.InvariantCulture, out int n) && n >= 2 => n,
+        _ => throw new ArgumentException($"regime '{regime}': expected warm, cold or cold:N with N >= 2 copies", nameof(regime)),
+    };
+
+    /// <summary>The whole MLP at every precision and ORT, each call on the next of <paramref name="copies"/> copies.</summary>
+    private static void RunCold(GemmMlp mlp, int rounds, int[] batches, int threads, int copies)
+    {
+        // Every copy is packed on its own, so no two share weight memory; the layers' contents are the same.
+        IDenseLayer[][][] chains = [.. Enumerable.Range(0, Variants.Length).Select(v =>
+            Enumerable.Range(0, copies).Select(_ => mlp.Layers.Select((layer, i) => Pack(layer, i > 0, v)).ToArray()).ToArray())];
+        double[] megabytes = [.. chains.Select(c => c[0].Sum(WeightBytes) * copies / 1e6)];
+        Console.WriteLine(FormattableString.Invariant(
+            $"# cold weights: {copies} copies, {megabytes[0]:F0} MB fp32 / {megabytes[1]:F0} MB fp16 / {megabytes[2]:F0} MB int8 vnni / {megabytes[3]:F0} MB int8 madd16 in all (ORT: {copies} sessions of the fp32 weights sharing one {threads}-thread pool)"));
+        Console.WriteLine("| whole top MLP, cold | M | fp32 us (fastest) | fp16 us | int8 vnni us | int8 madd16 us | ORT fp32 us | fp16 x | vnni x | madd16 x | ORT/ours-fp32 | block-median x (fp16/vnni/madd16) | block-median ORT/ours-fp32 |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        int widest = mlp.Dims.Max();
+        foreach (int m in batches)
+        {
+            float[] x = GemmMlp.Input(m, mlp.Dims[0]);
+            float[] a = new float[m * widest], b = new float[m * widest];
+            ColdOrtRunner[] orts = [.. Enumerable.Range(0, copies).Select(_ => new ColdOrtRunner(mlp, threads, x, m))];
+            try
+            {
+                var runs = new List<Action>();
+                foreach (IDenseLayer[][] copiesOfChain in chains)
+                {
+                    int next = 0;
+                    runs.Add(() => Chain(copiesOfChain[next++ % copies], x, m, a, b, threads));
+                }
+
+                int nextOrt = 0;
+                runs.Add(() => orts[nextOrt++ % copies].Run());
+                (double[] med, double[] ratio) = Measure([.. runs], rounds);
+                Console.WriteLine(FormattableString.Invariant(
+                    $"| 479-1024-1024-512-256-1 | {m} | {med[0]:F1} | {med[1]:F1} | {med[2]:F1} | {med[3]:F1} | {med[4]:F1} | {ratio[1]:F2} | {ratio[2]:F2} | {ratio[3]:F2} | {1 / ratio[4]:F2} | {Blocks()} | {1 / LastBlockRatios[4]:F2} |"));
+            }
+            finally
+            {
+                foreach (ColdOrtRunner ort in orts) ort.Dispose();
+            }
+        }
+
+        Console.WriteLine($"# load average at end: {GemmCompare.LoadAverage()}");
+    }
+
+    private static long WeightBytes(IDenseLayer layer) => layer switch
+    {
+        // PackedLinear keeps K x 32 floats per panel (the last panel padded).
+        Fp32Layer f => (long)GemmLayout.PanelCount(f.OutFeatures) * f.InFeatures * GemmLayout.PanelWidth * sizeof(float),
+        PackedLinearF16 h => h.WeightBytes,
+        PackedLinearInt8 q => q.WeightBytes,
+        _ => throw new ArgumentException($"no weight size for {layer.GetType().Name}", nameof(layer)),
+    };
+
     /// <summary>The layer with Student-t-like weights (normal / a random spread), scaled to the uniform init's bound.</summary>
     private static MlpLayer HeavyTailed(MlpLayer l, int seed)
     {
@@ -98,15 +168,19 @@ internal static class QuantizedGemmCompare
     private static string Blocks() =>
         FormattableString.Invariant($"{LastBlockRatios[1]:F2} / {LastBlockRatios[2]:F2} / {LastBlockRatios[3]:F2}");
 
-    private static IDenseLayer[] Build(MlpLayer l, bool nonNegative) =>
-    [
-        new Fp32Layer(PackedLinear.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation)),
-        PackedLinearF16.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation),
-        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Vnni, InputNonNegative = nonNegative }),
-        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, InputNonNegative = nonNegative }),
+    private static IDenseLayer[] Build(MlpLayer l, bool nonNegative) => [.. Enumerable.Range(0, Variants.Length + 1).Select(v => Pack(l, nonNegative, v))];
+
+    /// <summary>Variant v of the layer: fp32, fp16, int8 vnni, int8 madd16 (auto chunk), int8 madd16 chunk 2.</summary>
+    private static IDenseLayer Pack(MlpLayer l, bool nonNegative, int variant) => variant switch
+    {
+        0 => new Fp32Layer(PackedLinear.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation)),
+        1 => PackedLinearF16.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation),
+        2 => PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Vnni, InputNonNegative = nonNegative }),
+        3 => PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, InputNonNegative = nonNegative }),
         // Two groups (8 k) per 16-bit chunk, forced: the outliers it needs to stay exact cost what they cost.
-        PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, Madd16Chunk = 2, InputNonNegative = nonNegative }),
-    ];
+        4 => PackedLinearInt8.Pack(l.Weight, l.Bias, l.Out, l.In, l.Activation, new Int8Options { Kernel = Int8Kernel.Madd16, Madd16Chunk = 2, InputNonNegative = nonNegative }),
+        _ => throw new ArgumentOutOfRangeException(nameof(variant), variant, "variants are 0..4"),
+    };
 
     private static void Chain(IDenseLayer[] chain, float[] x, int m, float[] a, float[] b, int threads)
     {
@@ -171,4 +245,58 @@ internal static class QuantizedGemmCompare
 
     /// <summary>Median over rounds of the per-round block ratio variant 0 / variant, from the last <see cref="Measure"/>.</summary>
     private static double[] LastBlockRatios { get; set; } = [];
+}
+
+/// <summary>
+/// An ORT session on one copy of the MLP for the cold regime. All copies share ORT's global intra-op pool of the
+/// benchmark's thread count: one pool per session would leave dozens of idle pools spinning against the session that runs.
+/// </summary>
+internal sealed class ColdOrtRunner : IDisposable
+{
+    private static readonly object s_envLock = new();
+    private static int s_envThreads;
+
+    private readonly InferenceSession _session;
+    private readonly RunOptions _runOptions = new();
+    private readonly OrtValue[] _inputs;
+    private readonly OrtValue[] _outputs;
+    private readonly string[] _inputNames = ["x"];
+    private readonly string[] _outputNames = ["y"];
+
+    public ColdOrtRunner(GemmMlp mlp, int threads, float[] input, int m)
+    {
+        EnsureGlobalPool(threads);
+        using var options = new SessionOptions
+        {
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        options.DisablePerSessionThreads();
+        _session = new InferenceSession(OrtModelWriter.Mlp(mlp.Layers), options);
+        _inputs = [OrtValue.CreateTensorValueFromMemory(input, [m, mlp.Dims[0]])];
+        _outputs = [OrtValue.CreateTensorValueFromMemory(new float[m * mlp.Dims[^1]], [m, mlp.Dims[^1]])];
+    }
+
+    public void Run() => _session.Run(_runOptions, _inputNames, _inputs, _outputNames, _outputs);
+
+    public void Dispose()
+    {
+        _inputs[0].Dispose();
+        _outputs[0].Dispose();
+        _runOptions.Dispose();
+        _session.Dispose();
+    }
+
+    private static void EnsureGlobalPool(int threads)
+    {
+        lock (s_envLock)
+        {
+            if (s_envThreads == threads) return;
+            if (s_envThreads != 0 || OrtEnv.IsCreated) throw new InvalidOperationException($"ORT's environment already exists (global pool of {s_envThreads} threads); the cold regime needs its own, of {threads}");
+            using var threading = new OrtThreadingOptions { GlobalIntraOpNumThreads = threads, GlobalInterOpNumThreads = 1, GlobalSpinControl = true };
+            var env = new EnvironmentCreationOptions { threadOptions = threading };
+            OrtEnv.CreateInstanceWithOptions(ref env);
+            s_envThreads = threads;
+        }
+    }
 }

@@ -61,6 +61,46 @@ public class PrecisionSearchTests
         Assert.Equal(ClickMetrics.NormalizedEntropy(AccuracyEvaluation.Predict(fp32, data, data.Calibration), data.Labels), result.Fp32.NormalizedEntropy, 12);
     }
 
+    [Fact]
+    public void Layer_moves_go_in_order_of_measured_NE_change_per_byte_and_the_cheapest_one_takes_a_tight_budget()
+    {
+        (DlrmSpec spec, string weights) = WritePlantedModel();
+        ClickData data = Calibration(spec, weights);
+        // A budget nothing fits in: every move is measured alone and none is kept, so the moves are the plain measurements.
+        var measure = new PrecisionSearchOptions { MaxLayerError = double.MaxValue, Rows = false, MaxNeChange = 1e-15 };
+        LayerMove[] moves;
+        using (var search = new PrecisionSearch(spec, weights, data, measure)) moves = search.Run().Moves;
+        string table = string.Join("; ", moves.Select(v => $"{v.Layer} {v.Candidate.Name} alone {v.AloneNeChange:E3} {v.BytesSaved} B"));
+        Assert.True(moves.Length >= 4, table);
+
+        // The alone figure is the NE of the model loaded with just that layer reduced, scored independently of the search.
+        LayerMove cheapest = moves.MinBy(v => Math.Abs(v.AloneNeChange) / v.BytesSaved)!;
+        Assert.Equal(Ne(spec, weights, data, QuantizationPlan.Fp32Dense(spec).WithLayer(cheapest.Layer, cheapest.Candidate)) / Ne(spec, weights, data, QuantizationPlan.Fp32Dense(spec)) - 1, cheapest.AloneNeChange, 9);
+
+        // Tried in ascending NE change per byte, whatever the layers' own errors say.
+        double[] costs = [.. moves.Select(v => Math.Abs(v.AloneNeChange) / v.BytesSaved)];
+        Assert.True(costs.Zip(costs.Skip(1)).All(p => p.First <= p.Second), table);
+
+        // A budget just above the cheapest move's own change: that move is tried first on the model and kept.
+        double budget = Math.Abs(cheapest.AloneNeChange) * 1.01;
+        using var tight = new PrecisionSearch(spec, weights, data, measure with { MaxNeChange = budget });
+        QuantizationResult result = tight.Run();
+        LayerMove first = result.Moves.First(v => v.Trial is not null);
+        Assert.Equal((cheapest.Layer, cheapest.Candidate), (first.Layer, first.Candidate));
+        Assert.Equal("accepted", first.Outcome);
+        Assert.True(Math.Abs(result.Chosen.NeChangePercent(result.Fp32)) / 100 < budget);
+
+        // The order matters here: the layer with the least int8 error (the old order) is not the cheapest in NE per byte.
+        string leastError = result.Layers.MinBy(l => l.Errors.Where(e => e.Packed && e.Candidate.Precision == LayerPrecision.Int8).Min(e => e.RelativeL2))!.Layer;
+        Assert.True(leastError != cheapest.Layer, $"least int8 error: {leastError}; {table}");
+    }
+
+    private static double Ne(DlrmSpec spec, string weights, ClickData data, QuantizationPlan plan)
+    {
+        using DlrmModel model = DlrmModel.Load(plan.Apply(spec), weights);
+        return ClickMetrics.NormalizedEntropy(AccuracyEvaluation.Predict(model, data, data.Calibration), data.Labels);
+    }
+
     /// <summary>4 dense features -> bottom [16, 4] -> dot with 2 tables of dim 4 -> top [8, 1]; bottom.0's column 0 is ±1e5.</summary>
     private static (DlrmSpec Spec, string Weights) WritePlantedModel()
     {

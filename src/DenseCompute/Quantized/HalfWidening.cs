@@ -21,8 +21,14 @@ internal static unsafe class HalfWidening
 {
     public const int RowWidth = 32;
 
-    private const int FieldMask = unchecked((int)0x8FFF_E000);
-    private const float Rebias = 5.192296858534828e33f; // 2^112
+    /// <summary>Sign and the 15 value bits of a half once shifted into fp32 position.</summary>
+    public const int FieldMask = unchecked((int)0x8FFF_E000);
+
+    /// <summary>2^112: fp32's exponent bias (127) less fp16's (15), in the exponent.</summary>
+    public const float Rebias = 5.192296858534828e33f;
+
+    /// <summary>Largest |x| whose product with <see cref="Rebias"/> is finite is just below 2^16.</summary>
+    public const float PrescaleLimit = 65536f;
 
     /// <summary>The half slot of column <paramref name="column"/> (0..31) within a packed row.</summary>
     public static int Slot(int column) => column < 16 ? 2 * column : (2 * (column - 16)) + 1;
@@ -67,4 +73,51 @@ internal static unsafe class HalfWidening
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToSingle(ushort half) =>
         BitConverter.Int32BitsToSingle(((short)half << 13) & FieldMask) * Rebias;
+
+    /// <summary>
+    /// dst = x · 2^112, for tiles that leave the weights at their widened scale of 2^-112
+    /// (<see cref="PrescaledInput"/>). The multiply is exact (a power of two; subnormal x become normal), so
+    /// the tile's products equal x·w exactly. Returns false, with dst incomplete, if some finite |x| is
+    /// 2^16 or more: its scaled value would overflow to infinity, so the caller must use the rebiased weights.
+    /// NaN scales to NaN and infinity to infinity, which the fp32 path gives too, but infinity is refused with
+    /// the large values (the caller's fallback handles it the same way).
+    /// </summary>
+    public static bool ScaleInput(float* x, long count, float* dst)
+    {
+        long i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> scale = Vector512.Create(Rebias), limit = Vector512.Create(PrescaleLimit);
+            Vector512<float> tooLarge = Vector512<float>.Zero;
+            for (; i + 16 <= count; i += 16)
+            {
+                Vector512<float> v = Vector512.Load(x + i);
+                tooLarge |= Vector512.GreaterThanOrEqual(Vector512.Abs(v), limit);
+                Vector512.Store(v * scale, dst + i);
+            }
+
+            if (tooLarge != Vector512<float>.Zero) return false;
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> scale = Vector256.Create(Rebias), limit = Vector256.Create(PrescaleLimit);
+            Vector256<float> tooLarge = Vector256<float>.Zero;
+            for (; i + 8 <= count; i += 8)
+            {
+                Vector256<float> v = Vector256.Load(x + i);
+                tooLarge |= Vector256.GreaterThanOrEqual(Vector256.Abs(v), limit);
+                Vector256.Store(v * scale, dst + i);
+            }
+
+            if (tooLarge != Vector256<float>.Zero) return false;
+        }
+
+        for (; i < count; i++)
+        {
+            if (MathF.Abs(x[i]) >= PrescaleLimit) return false;
+            dst[i] = x[i] * Rebias;
+        }
+
+        return true;
+    }
 }

@@ -26,6 +26,9 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer, IPartitionedLayer
     [ThreadStatic]
     private static float[]? s_widened;
 
+    [ThreadStatic]
+    private static float[]? s_scaledInput;
+
     private PackedLinearF16(ushort[] panelStore, ushort* panels, float[] biasStore, float* bias, int outFeatures, int inFeatures, Activation activation)
     {
         _panelStore = panelStore;
@@ -154,6 +157,11 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer, IPartitionedLayer
         float* scratch = stackalloc float[(F16SmallBatchKernel.MaxRowsSingle * 2 * W) + 16];
         scratch = (float*)Aligned(scratch);
         bool relu = Activation == Activation.Relu;
+        // Scaling the m x k input once (m·k multiplies) saves a multiply per widened weight vector (m·k·n/16 / rows
+        // per tile), which would run on the FMA ports; inputs too large to scale keep the per-weight multiply.
+        float* scaled = ThreadBuffer(ref s_scaledInput, (long)m * k);
+        bool prescaled = HalfWidening.ScaleInput(x, (long)m * k, scaled);
+        if (prescaled) x = scaled;
         for (int q = p0; q < p1;)
         {
             int count = pairs && q + 1 < p1 && (q + 2) * W <= n ? 2 : 1;
@@ -165,7 +173,7 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer, IPartitionedLayer
                 float* c = y + ((long)row * n) + (q * W);
                 // A partial last panel goes through scratch: the tile always writes 32 columns.
                 bool partial = cols < count * W;
-                F16SmallBatchKernel.Tile(r, count, x + ((long)row * k), k, b0, b0 + ((long)k * W), k, partial ? scratch : c, partial ? count * W : n, _bias + (q * W), relu);
+                F16SmallBatchKernel.Tile(r, count, x + ((long)row * k), k, b0, b0 + ((long)k * W), k, partial ? scratch : c, partial ? count * W : n, _bias + (q * W), relu, prescaled);
                 if (partial)
                 {
                     for (int i = 0; i < r; i++) new ReadOnlySpan<float>(scratch + (i * count * W), cols).CopyTo(new Span<float>(c + ((long)i * n), cols));
@@ -194,13 +202,16 @@ public sealed unsafe class PackedLinearF16 : IDenseLayer, IPartitionedLayer
         return BitConverter.HalfToUInt16Bits(h);
     }
 
-    private static float* WideningBuffer(long floats)
+    private static float* WideningBuffer(long floats) => ThreadBuffer(ref s_widened, floats);
+
+    /// <summary>A per-thread pinned buffer of at least <paramref name="floats"/>, 64-byte aligned; grown, never shrunk.</summary>
+    private static float* ThreadBuffer(ref float[]? slot, long floats)
     {
-        float[]? buffer = s_widened;
+        float[]? buffer = slot;
         if (buffer is null || buffer.Length < floats + 16)
         {
             buffer = GC.AllocateUninitializedArray<float>((int)Math.Min(Array.MaxLength, floats + 16), pinned: true);
-            s_widened = buffer;
+            slot = buffer;
         }
 
         return (float*)Aligned(Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer)));

@@ -44,14 +44,34 @@ public sealed record QuantizationResult(
     TableSearch[] Tables,
     PrecisionSearchOptions Options,
     int Samples,
-    int LayerSamples);
+    int LayerSamples)
+{
+    /// <summary>The layer moves in the order the search weighed them, with what became of each.</summary>
+    public LayerMove[] Moves { get; init; } = [];
+}
+
+/// <summary>
+/// One layer at one reduced precision, measured alone (every other layer fp32): its NE change and the weight bytes it saves.
+/// </summary>
+/// <param name="AloneNeChange">(NE - NE_fp32) / NE_fp32 with only this layer reduced.</param>
+public sealed record LayerMove(string Layer, int LayerIndex, LayerCandidate Candidate, double AloneNeChange, long BytesSaved)
+{
+    /// <summary>|NE change alone| per MB of weights saved: the order in which the search spends its budget.</summary>
+    public double NeCostPerMegabyte => Math.Abs(AloneNeChange) / (BytesSaved / 1e6);
+
+    /// <summary>The trial on the model with the moves accepted before it; null if the move was not tried on it.</summary>
+    public PrecisionTrial? Trial { get; init; }
+
+    public string Outcome { get; init; } = "";
+}
 
 /// <summary>
 /// Selective quantization (Park et al. 2018) as a greedy search on a labelled calibration set:
-/// measure every Linear layer's own error at fp16 and at int8 with each weight-range technique,
-/// then, from the layer that int8 hurts least to the one it hurts most, keep the cheapest setting
-/// under which the whole model's normalized entropy stays within <see cref="PrecisionSearchOptions.MaxNeChange"/>
-/// of fp32; then the same for each table's row format. Layers start from fp32 whatever the spec says;
+/// measure every Linear layer's own error at fp16 and at int8 with each weight-range technique, then the
+/// model's NE change with each layer alone at its best int8 setting and at fp16, then take those moves from
+/// the least NE change per byte saved to the most, keeping each under which the whole model's normalized
+/// entropy stays within <see cref="PrecisionSearchOptions.MaxNeChange"/> of fp32 (an int8 move may replace
+/// an fp16 one accepted earlier); then, layer by layer, each table's row format. Layers start from fp32 whatever the spec says;
 /// tables start from their stored format and only move to smaller rows.
 /// </summary>
 /// <remarks>
@@ -72,6 +92,7 @@ public sealed class PrecisionSearch : IDisposable
     private readonly Dictionary<RowFormat, float[]?[]> _pooled = [];
     private float[][]? _storedPooled;
     private double[]? _fp32Predictions;
+    private LayerMove[] _moves = [];
 
     public PrecisionSearch(DlrmSpec spec, string weightsPath, ClickData data, PrecisionSearchOptions? options = null, Action<string>? progress = null)
     {
@@ -100,7 +121,7 @@ public sealed class PrecisionSearch : IDisposable
         AccuracyResult chosen = Evaluate("chosen", plan);
         _pooled.Clear(); // the per-format pooled sets are the largest buffers of the search
         _progress($"chosen: NE {chosen.NormalizedEntropy:F5} ({Percent(chosen.NeChangePercent(fp32) / 100)}), AUC {chosen.Auc:F5}");
-        return new QuantizationResult(plan, fp32, chosen, layers, tables, _options, _data.Samples, Math.Min(_options.LayerSamples, _data.Samples));
+        return new QuantizationResult(plan, fp32, chosen, layers, tables, _options, _data.Samples, Math.Min(_options.LayerSamples, _data.Samples)) { Moves = _moves };
     }
 
     private LayerSearch[] SearchLayers(ref QuantizationPlan plan, AccuracyResult fp32)
@@ -122,52 +143,92 @@ public sealed class PrecisionSearch : IDisposable
             _progress($"{names[l]} ({ins} -> {outputs}): " + string.Join(", ", errors.Select(e => $"{e.Candidate.Name} {(e.Packed ? e.RelativeL2.ToString("E2", System.Globalization.CultureInfo.InvariantCulture) : "cannot pack")}")));
         }
 
-        // Least-hurt layers first: they spend the least of the NE budget, so the most layers fit in it.
-        int[] order = [.. Enumerable.Range(0, names.Count).OrderBy(l => BestInt8(measured[l].Errors)?.RelativeL2 ?? double.PositiveInfinity).ThenBy(l => l)];
-        var result = new LayerSearch[names.Count];
-        foreach (int l in order)
+        // Every candidate alone first (the rest of the model fp32), so each move's cost in NE is measured, not guessed from its layer error.
+        var moves = new List<LayerMove>();
+        var trials = new List<PrecisionTrial>[names.Count];
+        var why = new List<string>[names.Count];
+        for (int l = 0; l < names.Count; l++)
         {
-            var (name, ins, outs, netAware, errors) = measured[l];
-            var trials = new List<PrecisionTrial>();
-            var why = new List<string>();
-            LayerCandidate chosen = LayerCandidate.Fp32;
+            trials[l] = [];
+            why[l] = [];
+            var (name, ins, outs, _, errors) = measured[l];
             CandidateError? int8 = BestInt8(errors);
-            CandidateError? fp16 = errors.FirstOrDefault(e => e.Candidate.Precision == LayerPrecision.Fp16);
-            foreach (CandidateError? c in (CandidateError?[])[int8, fp16])
+            if (int8 is null) why[l].Add("no int8 candidate packed");
+            foreach (CandidateError? c in (CandidateError?[])[int8, errors.FirstOrDefault(e => e.Candidate.Precision == LayerPrecision.Fp16)])
             {
                 if (c is null) continue;
                 if (!c.Packed)
                 {
-                    why.Add($"{c.Candidate.Name}: cannot pack ({c.Failure})");
+                    why[l].Add($"{c.Candidate.Name}: cannot pack ({c.Failure})");
                     continue;
                 }
 
                 if (c.RelativeL2 > _options.MaxLayerError)
                 {
-                    why.Add($"{c.Candidate.Name}: layer error {c.RelativeL2:E2} above the {_options.MaxLayerError:G3} limit");
+                    why[l].Add($"{c.Candidate.Name}: layer error {c.RelativeL2:E2} above the {_options.MaxLayerError:G3} limit");
                     continue;
                 }
 
-                QuantizationPlan trial = plan.WithLayer(name, c.Candidate);
-                PrecisionTrial t = Try($"{name} {c.Candidate.Name}", trial, fp32);
-                trials.Add(t);
-                if (t.Accepted)
-                {
-                    plan = trial;
-                    chosen = c.Candidate;
-                    why.Add($"{c.Candidate.Name}: model NE change {Percent(t.NeChange)} within ±{Percent(_options.MaxNeChange, signed: false)}");
-                    break;
-                }
+                PrecisionTrial alone = Try($"{name} {c.Candidate.Name} alone", plan.WithLayer(name, c.Candidate), fp32);
+                trials[l].Add(alone with { Accepted = false });
+                moves.Add(new LayerMove(name, l, c.Candidate, alone.NeChange, BytesSaved(ins, outs, c.Candidate.Precision)));
+            }
+        }
 
-                why.Add($"{c.Candidate.Name}: model NE change {Percent(t.NeChange)} beyond ±{Percent(_options.MaxNeChange, signed: false)}");
+        // Cheapest NE per byte saved first: a move that costs little of the budget for many bytes should not
+        // wait behind one that the layer-error order happened to rank earlier and that spends most of the budget.
+        LayerMove[] ordered = [.. moves.OrderBy(v => v.NeCostPerMegabyte).ThenBy(v => v.LayerIndex).ThenBy(v => v.Candidate.Precision == LayerPrecision.Int8 ? 0 : 1)];
+        var chosen = new LayerCandidate[names.Count];
+        Array.Fill(chosen, LayerCandidate.Fp32);
+        var tried = new List<LayerMove>();
+        foreach (LayerMove move in ordered)
+        {
+            int l = move.LayerIndex;
+            string tag = move.Candidate.Name;
+            if (BytesSaved(measured[l].In, measured[l].Out, chosen[l].Precision) >= move.BytesSaved)
+            {
+                tried.Add(move with { Outcome = $"skipped: {chosen[l].Name} already chosen" });
+                continue;
             }
 
-            if (int8 is null) why.Insert(0, "no int8 candidate packed");
-            result[l] = new LayerSearch(name, ins, outs, netAware, errors, [.. trials], chosen, string.Join("; ", why));
+            if (Math.Abs(move.AloneNeChange) >= _options.MaxNeChange)
+            {
+                // Alone it already spends the whole budget; with other layers reduced it would rarely fit, and the rule is per model.
+                why[l].Add($"{tag}: NE change alone {Percent(move.AloneNeChange)} beyond ±{Percent(_options.MaxNeChange, signed: false)}");
+                tried.Add(move with { Outcome = "rejected alone" });
+                continue;
+            }
+
+            QuantizationPlan trial = plan.WithLayer(move.Layer, move.Candidate);
+            PrecisionTrial t = Try($"{move.Layer} {tag}", trial, fp32);
+            trials[l].Add(t);
+            tried.Add(move with { Trial = t, Outcome = t.Accepted ? "accepted" : "rejected" });
+            if (t.Accepted)
+            {
+                plan = trial;
+                chosen[l] = move.Candidate;
+                why[l].Add($"{tag}: model NE change {Percent(t.NeChange)} within ±{Percent(_options.MaxNeChange, signed: false)} (alone {Percent(move.AloneNeChange)}, {move.NeCostPerMegabyte:E2} per MB saved)");
+            }
+            else
+            {
+                why[l].Add($"{tag}: model NE change {Percent(t.NeChange)} beyond ±{Percent(_options.MaxNeChange, signed: false)} with the layers accepted before it");
+            }
+        }
+
+        _moves = [.. tried];
+        var result = new LayerSearch[names.Count];
+        for (int l = 0; l < names.Count; l++)
+        {
+            var (name, ins, outs, netAware, errors) = measured[l];
+            result[l] = new LayerSearch(name, ins, outs, netAware, errors, [.. trials[l]], chosen[l], string.Join("; ", why[l]));
         }
 
         return result;
     }
+
+    /// <summary>Weight bytes a layer saves at <paramref name="precision"/> against fp32.</summary>
+    private static long BytesSaved(int ins, int outs, LayerPrecision precision) =>
+        (long)ins * outs * (4 - precision switch { LayerPrecision.Fp16 => 2, LayerPrecision.Int8 => 1, _ => 4 });
 
     /// <summary>The int8 setting with the least layer error among those that packed.</summary>
     private static CandidateError? BestInt8(CandidateError[] errors) =>

@@ -67,6 +67,20 @@ public static class QuantizationReport
             }
 
             json.WriteEndArray();
+            json.WriteStartArray("moves");
+            foreach (LayerMove v in r.Moves)
+            {
+                json.WriteStartObject();
+                json.WriteString("layer", v.Layer);
+                json.WriteString("candidate", v.Candidate.Name);
+                json.WriteNumber("alone_ne_change_percent", v.AloneNeChange * 100);
+                json.WriteNumber("bytes_saved", v.BytesSaved);
+                json.WriteNumber("ne_change_per_mb", v.NeCostPerMegabyte);
+                json.WriteString("outcome", v.Outcome);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
             json.WriteStartArray("tables");
             foreach (TableSearch t in r.Tables)
             {
@@ -121,6 +135,19 @@ public static class QuantizationReport
         {
             IEnumerable<string> cells = candidates.Select(c => l.Errors.FirstOrDefault(e => e.Candidate == c) is { } e ? (e.Packed ? e.RelativeL2.ToString("E2", Inv) : "cannot pack") : "-");
             md.AppendLine(Inv, $"| {l.Layer} | {l.InFeatures} -> {l.OutFeatures} | {(l.NetAware ? "yes" : "no")} | {string.Join(" | ", cells)} | **{l.Chosen.Name}** | {l.Reason} |");
+        }
+
+        if (r.Moves.Length > 0)
+        {
+            md.AppendLine();
+            md.AppendLine("Layer moves in the order the search weighed them: least NE change (each alone) per MB of weights saved first.");
+            md.AppendLine();
+            md.AppendLine("| layer | candidate | NE change alone | MB saved | outcome |");
+            md.AppendLine("|---|---|---|---|---|");
+            foreach (LayerMove v in r.Moves)
+            {
+                md.AppendLine(Inv, $"| {v.Layer} | {v.Candidate.Name} | {PrecisionSearch.Percent(v.AloneNeChange)} | {v.BytesSaved / 1e6:F3} | {v.Outcome}{(v.Trial is { } t ? $" ({PrecisionSearch.Percent(t.NeChange)} on the model)" : "")} |");
+            }
         }
 
         if (r.Tables.Length > 0)
