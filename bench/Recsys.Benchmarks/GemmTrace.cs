@@ -21,9 +21,10 @@ internal static class GemmTrace
         int threads = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2;
         int[] panelChunks = args.Length > 4 ? args[4].Split(',').Select(int.Parse).ToArray() : [GemmWorkers.PanelChunksPerThread];
 
+        Console.WriteLine(ApplySettings());
         Console.WriteLine($"# gemm-trace {name}, {threads} threads, {calls} calls per batch; load average {GemmCompare.LoadAverage()}");
-        Console.WriteLine("| panel chunks / thread | batch | layer | chunks | call us | caller chunk us (2t) | worker chunk us (2t) | same chunk alone us | worker saw publish after us (med / min) | worker slept % | worker ran no chunk % | join wait us | caller serial before publish us | Forward us (2t / caller alone) | chunks on the same vCPU as last call % |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| panel chunks / thread | batch | layer | chunks | call us | caller chunk us (2t) | worker chunk us (2t) | same chunk alone us | worker saw publish after us (med / min) | worker slept % | worker ran no chunk % | worker on the caller's vCPU % | join wait us | caller serial before publish us | Forward us (2t / caller alone) | chunks on the same vCPU as last call % |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (int m in batches)
         {
             foreach (int perThread in panelChunks) Batch(name, m, threads, calls, perThread);
@@ -47,6 +48,19 @@ internal static class GemmTrace
             string forward = p == 0 ? FormattableString.Invariant($"{Median(sharedForward):F1} / {Median(aloneForward):F1}") : "";
             Console.WriteLine($"| {panelChunksPerThread} " + Row(m, mlp, parallel[p], p, parallel.Length, shared, alone, forward));
         }
+    }
+
+    /// <summary>
+    /// Worker settings to try without a rebuild: GEMM_SPIN_US (poll time before sleeping), GEMM_SPIN_ITERATIONS
+    /// (pauses per poll), GEMM_IDLE_POLL (pause|yield|yieldOnCallersCore), GEMM_PANEL_CHUNKS (panel chunks per thread). Returns them as a comment line.
+    /// </summary>
+    internal static string ApplySettings()
+    {
+        if (Environment.GetEnvironmentVariable("GEMM_SPIN_US") is { } spinUs) ChunkWorkers.SpinTicks = (long)(double.Parse(spinUs, CultureInfo.InvariantCulture) * Stopwatch.Frequency / 1e6);
+        if (Environment.GetEnvironmentVariable("GEMM_SPIN_ITERATIONS") is { } spins) ChunkWorkers.SpinIterations = int.Parse(spins, CultureInfo.InvariantCulture);
+        if (Environment.GetEnvironmentVariable("GEMM_IDLE_POLL") is { } poll) ChunkWorkers.Poll = Enum.Parse<ChunkWorkers.IdlePoll>(poll, ignoreCase: true);
+        if (Environment.GetEnvironmentVariable("GEMM_PANEL_CHUNKS") is { } chunks) GemmWorkers.PanelChunksPerThread = int.Parse(chunks, CultureInfo.InvariantCulture);
+        return FormattableString.Invariant($"# workers: spin {ChunkTrace.Microseconds(ChunkWorkers.SpinTicks):F0} us, {ChunkWorkers.SpinIterations} pauses per poll, idle poll {ChunkWorkers.Poll}, {GemmWorkers.PanelChunksPerThread} panel chunks per thread");
     }
 
     private static (ChunkTrace Trace, double[] ForwardUs) Record(GemmMlp mlp, float[] input, int m, int threads, int calls, int layers, bool callerOnly)
@@ -79,14 +93,20 @@ internal static class GemmTrace
         var handoff = new List<double>();
         var join = new List<double>();
         var serial = new List<double>();
-        int slept = 0, idle = 0, chunks = 0;
+        int slept = 0, idle = 0, chunks = 0, sharedCpu = 0, sawCount = 0;
         for (int c = position; c < calls.Length; c += layers)
         {
             ChunkTrace.CallRecord call = calls[c];
             chunks = call.Chunks;
             callUs.Add(ChunkTrace.Microseconds(call.Joined - call.Publish));
             join.Add(ChunkTrace.Microseconds(call.Joined - call.CallerDone));
-            if (call.WorkerSaw != 0) handoff.Add(ChunkTrace.Microseconds(call.WorkerSaw - call.Publish));
+            if (call.WorkerSaw != 0)
+            {
+                handoff.Add(ChunkTrace.Microseconds(call.WorkerSaw - call.Publish));
+                sawCount++;
+                if (call.WorkerCpu == call.CallerCpu) sharedCpu++;
+            }
+
             if (call.WorkerSlept) slept++;
             if (position > 0) serial.Add(ChunkTrace.Microseconds(call.Publish - calls[c - 1].Joined));
         }
@@ -119,7 +139,7 @@ internal static class GemmTrace
         }
 
         return FormattableString.Invariant(
-            $"| {m} | {mlp.Dims[layer]}x{mlp.Dims[layer + 1]} | {chunks} | {Median(callUs):F1} | {Median(callerChunk):F1} | {Median(workerChunk):F1} | {Median(aloneChunk):F1} | {Median(handoff):F1} / {Min(handoff):F1} | {100.0 * slept / layerCalls:F0} | {100.0 * idle / layerCalls:F0} | {Median(join):F1} | {(serial.Count > 0 ? Median(serial).ToString("F1", CultureInfo.InvariantCulture) : "-")} | {forward} | {(cpuSeen > 0 ? 100.0 * sameCpu / cpuSeen : double.NaN):F0} |");
+            $"| {m} | {mlp.Dims[layer]}x{mlp.Dims[layer + 1]} | {chunks} | {Median(callUs):F1} | {Median(callerChunk):F1} | {Median(workerChunk):F1} | {Median(aloneChunk):F1} | {Median(handoff):F1} / {Min(handoff):F1} | {100.0 * slept / layerCalls:F0} | {100.0 * idle / layerCalls:F0} | {(sawCount > 0 ? 100.0 * sharedCpu / sawCount : double.NaN):F0} | {Median(join):F1} | {(serial.Count > 0 ? Median(serial).ToString("F1", CultureInfo.InvariantCulture) : "-")} | {forward} | {(cpuSeen > 0 ? 100.0 * sameCpu / cpuSeen : double.NaN):F0} |");
     }
 
     private static double Median(IReadOnlyCollection<double> values)

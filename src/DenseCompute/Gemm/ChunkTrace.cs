@@ -36,12 +36,12 @@ internal sealed partial class ChunkTrace
 
     public ReadOnlySpan<ChunkRecord> Chunks => _chunks.AsSpan(0, Math.Min(Volatile.Read(ref _chunkCount), _chunks.Length));
 
-    internal void Published(long generation, int chunks, long ticks)
+    internal void Published(long generation, int chunks, long ticks, int cpu)
     {
         if (_firstGeneration < 0) _firstGeneration = generation;
         int call = Call(generation);
         if (call < 0) return;
-        _calls[call] = new CallRecord { Publish = ticks, Chunks = chunks };
+        _calls[call] = new CallRecord { Publish = ticks, Chunks = chunks, CallerCpu = cpu };
         _callCount = call + 1;
     }
 
@@ -58,12 +58,13 @@ internal sealed partial class ChunkTrace
     }
 
     /// <summary>A worker saw the call's generation; <paramref name="slept"/>: it had gone to sleep since its last call.</summary>
-    internal void WorkerSaw(long generation, long ticks, bool slept)
+    internal void WorkerSaw(long generation, long ticks, bool slept, int cpu)
     {
         int call = Call(generation);
         if (call < 0) return;
         _calls[call].WorkerSaw = ticks;
         _calls[call].WorkerSlept = slept;
+        _calls[call].WorkerCpu = cpu;
     }
 
     internal void Chunk(long generation, int chunk, int thread, long start, long end, int cpu)
@@ -108,6 +109,8 @@ internal sealed partial class ChunkTrace
         public long WorkerSaw;
         public bool WorkerSlept;
         public int Chunks;
+        public int CallerCpu;
+        public int WorkerCpu;
     }
 
     /// <summary>One chunk run by <see cref="Thread"/> (0 = the caller, 1.. = workers) on vCPU <see cref="Cpu"/>.</summary>

@@ -30,8 +30,14 @@ internal interface IChunkJob
 /// </remarks>
 internal sealed class ChunkWorkers(string threadName)
 {
-    /// <summary>How long an idle worker polls for the next job before it sleeps.</summary>
-    private static readonly long s_spinTicks = Stopwatch.Frequency / 10_000; // 100 us
+    /// <summary>How long an idle worker polls for the next job before it sleeps (settable for benchmarks).</summary>
+    internal static long SpinTicks { get; set; } = Stopwatch.Frequency / 10_000; // 100 us
+
+    /// <summary>Pause iterations (<see cref="Thread.SpinWait"/>) between two polls of an idle worker (settable for benchmarks).</summary>
+    internal static int SpinIterations { get; set; } = 20;
+
+    /// <summary>What an idle worker does between two polls (settable for benchmarks).</summary>
+    internal static IdlePoll Poll { get; set; } = IdlePoll.Pause;
 
     /// <summary>Chunk indices are 16-bit fields of a range's state.</summary>
     public const int MaxChunks = ushort.MaxValue;
@@ -54,6 +60,9 @@ internal sealed class ChunkWorkers(string threadName)
     private PaddedLong _generation;
     private PaddedLong _completed;
 
+    // The vCPU of the last caller, for IdlePoll.YieldOnCallersCore; a stale value only costs a poll style.
+    private int _callerCpu = -1;
+
     /// <summary>Records the timing of every call while set (benchmarks only); null costs one test per chunk.</summary>
     public ChunkTrace? Trace { get; set; }
 
@@ -73,6 +82,7 @@ internal sealed class ChunkWorkers(string threadName)
         ArgumentOutOfRangeException.ThrowIfGreaterThan(chunks, MaxChunks);
         EnsureWorkers(threads);
         _job = job;
+        if (Poll == IdlePoll.YieldOnCallersCore) _callerCpu = Thread.GetCurrentProcessorId();
         _chunks = chunks;
         _threads = threads;
         _completed.Value = 0;
@@ -86,7 +96,7 @@ internal sealed class ChunkWorkers(string threadName)
         }
 
         ChunkTrace? trace = Trace;
-        trace?.Published(generation, chunks, Stopwatch.GetTimestamp());
+        trace?.Published(generation, chunks, Stopwatch.GetTimestamp(), ChunkTrace.CurrentCpu());
         Interlocked.Exchange(ref _generation.Value, generation);
         _wake.Set();
 
@@ -172,9 +182,11 @@ internal sealed class ChunkWorkers(string threadName)
             bool slept = false;
             while ((generation = Volatile.Read(ref _generation.Value)) == seen)
             {
-                if (Stopwatch.GetTimestamp() - idleSince < s_spinTicks)
+                if (Stopwatch.GetTimestamp() - idleSince < SpinTicks)
                 {
-                    Thread.SpinWait(20);
+                    IdlePoll poll = Poll;
+                    if (poll == IdlePoll.Yield || (poll == IdlePoll.YieldOnCallersCore && Thread.GetCurrentProcessorId() == _callerCpu)) Thread.Yield();
+                    else Thread.SpinWait(SpinIterations);
                     continue;
                 }
 
@@ -185,9 +197,22 @@ internal sealed class ChunkWorkers(string threadName)
             }
 
             seen = generation;
-            Trace?.WorkerSaw(generation, Stopwatch.GetTimestamp(), slept);
+            Trace?.WorkerSaw(generation, Stopwatch.GetTimestamp(), slept, ChunkTrace.CurrentCpu());
             Work(generation, thread);
         }
+    }
+
+    /// <summary>How an idle worker waits between two polls for the next job.</summary>
+    internal enum IdlePoll
+    {
+        /// <summary>Pause instructions: the quickest to notice a job, but a worker the scheduler put on the caller's core takes time from it.</summary>
+        Pause,
+
+        /// <summary>Give the core to any other runnable thread.</summary>
+        Yield,
+
+        /// <summary>Yield while on the core the last caller ran on, pause elsewhere.</summary>
+        YieldOnCallersCore,
     }
 
     /// <summary>A long alone on its pair of cache lines (the adjacent-line prefetcher fetches lines in pairs).</summary>

@@ -33,12 +33,12 @@ internal static unsafe class GemmWorkers
         try
         {
             GemmProblem job = problem.WithPanelChunksPerThread(PanelChunksPerThread);
-            if (problem.SharesInput(threads))
+            if (job.SharesInput(threads))
             {
                 // Every chunk covers all rows: pack A once here instead of once per chunk.
-                float* packed = GemmWorkspace.RentShared(checked((int)GemmDriver.PackedInputFloats(problem)));
+                float* packed = GemmWorkspace.RentShared(checked((int)GemmDriver.PackedInputFloats(job)));
                 GemmDriver.PackAll(problem, packed);
-                job = problem.WithPackedInput(packed);
+                job = job.WithPackedInput(packed);
             }
 
             s_job.Problem = job;
