@@ -90,6 +90,62 @@ public class ChunkWorkersTests
         }
     }
 
+    [Fact]
+    public void A_trace_records_every_chunk_once_inside_its_call()
+    {
+        const int calls = 200, chunks = 6;
+        var pool = new ChunkWorkers("test-worker") { Trace = new ChunkTrace(calls, calls * chunks) };
+        var job = new CountingJob(chunks);
+        Assert.True(pool.TryEnter());
+        try
+        {
+            for (int call = 0; call < calls; call++) pool.Run(job, chunks, 2);
+        }
+        finally
+        {
+            pool.Exit();
+        }
+
+        ChunkTrace trace = pool.Trace;
+        Assert.Equal(calls, trace.Calls.Length);
+        Assert.Equal(calls * chunks, trace.Chunks.Length);
+        var seen = new int[calls, chunks];
+        foreach (ChunkTrace.ChunkRecord r in trace.Chunks)
+        {
+            ChunkTrace.CallRecord call = trace.Calls[r.Call];
+            seen[r.Call, r.Chunk]++;
+            Assert.InRange(r.Thread, 0, 1);
+            Assert.True(call.Publish <= r.Start && r.Start <= r.End && r.End <= call.Joined, $"call {r.Call} chunk {r.Chunk}: ran [{r.Start}, {r.End}] outside publish {call.Publish} .. join {call.Joined}");
+        }
+
+        foreach (int s in seen) Assert.Equal(1, s);
+        foreach (ChunkTrace.CallRecord call in trace.Calls)
+        {
+            Assert.Equal(chunks, call.Chunks);
+            Assert.True(call.Publish <= call.CallerDone && call.CallerDone <= call.Joined, "caller finished its chunks outside its call");
+        }
+    }
+
+    [Fact]
+    public void A_caller_only_trace_keeps_every_chunk_on_the_caller()
+    {
+        var pool = new ChunkWorkers("test-worker") { Trace = new ChunkTrace(50, 50 * 4) { CallerOnly = true } };
+        var job = new CountingJob(4);
+        Assert.True(pool.TryEnter());
+        try
+        {
+            for (int call = 0; call < 50; call++) pool.Run(job, 4, 2);
+        }
+        finally
+        {
+            pool.Exit();
+        }
+
+        Assert.All(job.Runs, runs => Assert.Equal(50, runs));
+        Assert.Equal(200, pool.Trace.Chunks.Length);
+        foreach (ChunkTrace.ChunkRecord r in pool.Trace.Chunks) Assert.Equal(0, r.Thread);
+    }
+
     private sealed class CountingJob(int chunks) : IChunkJob
     {
         public int[] Runs { get; } = new int[chunks];
