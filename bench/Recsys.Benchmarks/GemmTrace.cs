@@ -52,7 +52,7 @@ internal static class GemmTrace
 
     /// <summary>
     /// Worker settings to try without a rebuild: GEMM_SPIN_US (poll time before sleeping), GEMM_SPIN_ITERATIONS
-    /// (pauses per poll), GEMM_IDLE_POLL (pause|yield|yieldOnCallersCore), GEMM_PANEL_CHUNKS (panel chunks per thread). Returns them as a comment line.
+    /// (pauses per poll), GEMM_IDLE_POLL (pause|yield|yieldOnCallersCore|moveOffCallersCore), GEMM_PANEL_CHUNKS (panel chunks per thread). Returns them as a comment line.
     /// </summary>
     internal static string ApplySettings()
     {

@@ -60,7 +60,7 @@ internal sealed class ChunkWorkers(string threadName)
     private PaddedLong _generation;
     private PaddedLong _completed;
 
-    // The vCPU of the last caller, for IdlePoll.YieldOnCallersCore; a stale value only costs a poll style.
+    // The vCPU of the last caller, for the *CallersCore poll modes; a stale value only costs a poll style.
     private int _callerCpu = -1;
 
     /// <summary>Records the timing of every call while set (benchmarks only); null costs one test per chunk.</summary>
@@ -82,7 +82,7 @@ internal sealed class ChunkWorkers(string threadName)
         ArgumentOutOfRangeException.ThrowIfGreaterThan(chunks, MaxChunks);
         EnsureWorkers(threads);
         _job = job;
-        if (Poll == IdlePoll.YieldOnCallersCore) _callerCpu = Thread.GetCurrentProcessorId();
+        if (Poll is IdlePoll.YieldOnCallersCore or IdlePoll.MoveOffCallersCore) _callerCpu = Thread.GetCurrentProcessorId();
         _chunks = chunks;
         _threads = threads;
         _completed.Value = 0;
@@ -174,6 +174,11 @@ internal sealed class ChunkWorkers(string threadName)
 
     private void WorkerLoop(int thread)
     {
+        // The CPU set the worker started with, restored before it sleeps so a move off the caller's core never outlives one busy spell.
+        Span<ulong> allowed = stackalloc ulong[CpuAffinity.MaskWords];
+        Span<ulong> scratch = stackalloc ulong[CpuAffinity.MaskWords];
+        bool knowsAffinity = CpuAffinity.TryGet(allowed);
+        int movedOff = -1;
         long seen = Volatile.Read(ref _generation.Value);
         while (true)
         {
@@ -185,11 +190,29 @@ internal sealed class ChunkWorkers(string threadName)
                 if (Stopwatch.GetTimestamp() - idleSince < SpinTicks)
                 {
                     IdlePoll poll = Poll;
-                    if (poll == IdlePoll.Yield || (poll == IdlePoll.YieldOnCallersCore && Thread.GetCurrentProcessorId() == _callerCpu)) Thread.Yield();
-                    else Thread.SpinWait(SpinIterations);
+                    if (poll == IdlePoll.Pause)
+                    {
+                        Thread.SpinWait(SpinIterations);
+                    }
+                    else if (poll == IdlePoll.Yield)
+                    {
+                        Thread.Yield();
+                    }
+                    else if (Thread.GetCurrentProcessorId() != _callerCpu)
+                    {
+                        Thread.SpinWait(SpinIterations);
+                    }
+                    else
+                    {
+                        int callerCpu = _callerCpu;
+                        if (poll == IdlePoll.MoveOffCallersCore && knowsAffinity && movedOff != callerCpu && CpuAffinity.TrySetWithout(allowed, callerCpu, scratch)) movedOff = callerCpu;
+                        Thread.Yield();
+                    }
+
                     continue;
                 }
 
+                if (movedOff >= 0 && CpuAffinity.TrySet(allowed)) movedOff = -1;
                 _wake.Wait();
                 _wake.Reset();
                 slept = true;
@@ -213,6 +236,9 @@ internal sealed class ChunkWorkers(string threadName)
 
         /// <summary>Yield while on the core the last caller ran on, pause elsewhere.</summary>
         YieldOnCallersCore,
+
+        /// <summary>As <see cref="YieldOnCallersCore"/>, and leave the caller's core (CPU affinity, undone before sleeping).</summary>
+        MoveOffCallersCore,
     }
 
     /// <summary>A long alone on its pair of cache lines (the adjacent-line prefetcher fetches lines in pairs).</summary>
