@@ -76,13 +76,15 @@ public class ChunkWorkersTests
     }
 
     [Fact]
-    public void More_chunks_than_a_range_can_hold_are_refused()
+    public void Chunk_counts_a_range_cannot_hold_and_zero_threads_are_refused()
     {
         var pool = new ChunkWorkers("test-worker");
         Assert.True(pool.TryEnter());
         try
         {
             Assert.Equal("chunks", Assert.Throws<ArgumentOutOfRangeException>(() => pool.Run(new CountingJob(1), ChunkWorkers.MaxChunks + 1, 2)).ParamName);
+            Assert.Equal("chunks", Assert.Throws<ArgumentOutOfRangeException>(() => pool.Run(new CountingJob(1), -1, 2)).ParamName);
+            Assert.Equal("threads", Assert.Throws<ArgumentOutOfRangeException>(() => pool.Run(new CountingJob(1), 1, 0)).ParamName);
         }
         finally
         {

@@ -80,6 +80,8 @@ internal sealed class ChunkWorkers(string threadName)
     public void Run(IChunkJob job, int chunks, int threads)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(chunks, MaxChunks);
+        ArgumentOutOfRangeException.ThrowIfNegative(chunks);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         EnsureWorkers(threads);
         _job = job;
         if (Poll is IdlePoll.YieldOnCallersCore or IdlePoll.MoveOffCallersCore) _callerCpu = Thread.GetCurrentProcessorId();
