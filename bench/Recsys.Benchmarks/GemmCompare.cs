@@ -16,6 +16,7 @@ internal static class GemmCompare
         int[] batches = args.Length > 3 ? args[3].Split(',').Select(int.Parse).ToArray() : [1, 16, 64, 256, 1024];
         int[] threadCounts = args.Length > 4 ? args[4].Split(',').Select(int.Parse).ToArray() : [1, 2];
 
+        Console.WriteLine(GemmTrace.ApplySettings());
         Console.WriteLine($"# GEMM path {Recsys.DenseCompute.Gemm.GemmPaths.Best}, {Environment.ProcessorCount} cpus, {rounds} rounds of ~0.1 s per side");
         Console.WriteLine($"# load average at start: {LoadAverage()}");
         Console.WriteLine("| MLP | batch | threads | ours us (block med [min-max]) | ORT us (block med [min-max]) | ORT/ours (block med [min-max]) | ours / ORT fastest call us | ORT/ours (fastest call) | ours GFLOP/s (med) | max abs diff |");

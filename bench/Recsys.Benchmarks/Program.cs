@@ -8,6 +8,7 @@ if (args.Length > 0 && args[0] == "gemm-compare")
 }
 
 if (args is ["qgemm-compare", ..]) { QuantizedGemmCompare.Run(args); return; }
+if (args is ["gemm-trace", ..]) { GemmTrace.Run(args[1..]); return; }
 if (args is ["seq2seq", ..]) { Seq2SeqBench.Run(args[1..]); return; }
 if (args is ["translation-isolation", ..]) { TranslationIsolation.Run(args[1..]); return; }
 if (args is ["isolation", ..]) { Recsys.Benchmarks.IsolationBench.Run(args[1..]); return; }

@@ -167,6 +167,36 @@ public class GemmTests
     }
 
     [Fact]
+    public void Fine_panel_chunks_cover_every_panel_once_in_pairs()
+    {
+        foreach ((int m, int n) in new[] { (1, 1024), (16, 512), (64, 256), (31, 100), (1, 33), (200, 64), (1024, 512) })
+        {
+            foreach (int threads in new[] { 2, 3, 4 })
+            {
+                GemmProblem problem = NewProblem(m, n).WithPanelChunksPerThread(8);
+                int panels = GemmLayout.PanelCount(n);
+                var hits = new int[m, panels];
+                int chunks = problem.ChunkCount(threads);
+                for (int i = 0; i < chunks; i++)
+                {
+                    problem.Partition(threads, i, out int m0, out int m1, out int p0, out int p1);
+                    // Pairs feed the two-panel kernel; only the last chunk may end on an odd panel count.
+                    if (problem.SharesInput(threads) && (panels + 1) / 2 >= threads) Assert.True(p0 % 2 == 0 && (p1 % 2 == 0 || p1 == panels), $"M={m} N={n} {threads} threads: chunk {i} = panels [{p0}, {p1})");
+                    for (int r = m0; r < m1; r++)
+                    {
+                        for (int p = p0; p < p1; p++) hits[r, p]++;
+                    }
+                }
+
+                foreach (int h in hits) Assert.Equal(1, h);
+                Assert.InRange(chunks, 1, 8 * threads);
+                // Row splits are unaffected by the panel setting.
+                if (!problem.SharesInput(threads)) Assert.Equal(NewProblem(m, n).ChunkCount(threads), chunks);
+            }
+        }
+    }
+
+    [Fact]
     public void Output_beyond_m_rows_is_left_untouched()
     {
         const int m = 3, k = 40, n = 17;

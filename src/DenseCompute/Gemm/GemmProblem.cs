@@ -47,32 +47,41 @@ internal readonly unsafe struct GemmProblem
     private const int RowsPerRowChunk = 128;
 
     /// <summary>
-    /// Chunks per thread a split aims for when the shape allows. 4 (smaller chunks claimed dynamically,
-    /// so a slowed thread holds up less) measured 0.54-0.95x ORT on 2 threads at the bottom/64-256 and
-    /// top/1-256 shapes on an idle machine, 1 measured 0.66-1.07x there (bench/RESULTS-gemm.md): every
-    /// extra chunk repacks A or re-streams panels, and costs more than the balance it buys.
+    /// Chunks per thread of a row split. 4 (smaller chunks, so a slowed thread holds up less)
+    /// measured 0.54-0.95x ORT on 2 threads at the bottom/64-256 and top/1-256 shapes on an idle
+    /// machine, 1 measured 0.66-1.07x there (bench/RESULTS-gemm.md): each extra row chunk repacks A
+    /// and re-streams the panels, and costs more than the balance it buys.
     /// </summary>
     private const int ChunksPerThread = 1;
+
+    /// <summary>
+    /// Chunks per thread a panel split may use (default 1). Panel chunks share A and stream disjoint
+    /// panels, so finer ones cost only a claim each; they let a late worker still take a share
+    /// (<see cref="ChunkWorkers"/>).
+    /// </summary>
+    public int PanelChunksPerThread { get; private init; } = 1;
+
+    public GemmProblem WithPanelChunksPerThread(int chunks) => this with { PanelChunksPerThread = Math.Max(1, chunks) };
 
     /// <summary>
     /// How the work of <paramref name="threads"/> threads is cut: a grid of row parts x panel parts.
     /// A part that owns r rows streams its panels once for r multiply-adds per weight; with two
     /// threads sharing L3 bandwidth that stays compute-bound only from about 128 rows on (at 32-64
-    /// rows per part the top MLP ran 0.7x ORT on 2 threads). So tall batches split rows, shorter ones
-    /// split output panels only, into <see cref="ChunksPerThread"/> chunks per thread, claimed
-    /// dynamically from a shared counter. Panel parts are cut
-    /// on panel pairs, which the short-tile kernel consumes two at a time.
+    /// rows per part the top MLP ran 0.7x ORT on 2 threads). So tall batches split rows into
+    /// <see cref="ChunksPerThread"/> chunks per thread, shorter ones split output panels only, into
+    /// up to <see cref="PanelChunksPerThread"/> chunks per thread. Panel parts are cut on panel
+    /// pairs, which the short-tile kernel consumes two at a time.
     /// </summary>
     public void Grid(int threads, out int rowParts, out int panelParts)
     {
         int panels = PanelCount;
-        int target = ChunksPerThread * threads;
         rowParts = M >= RowsPerRowChunk * threads ? threads * Math.Clamp(M / (RowsPerRowChunk * threads), 1, ChunksPerThread) : 1;
         if (rowParts == 1 && panels < threads) rowParts = threads; // too few panels to share: split rows however few
         int most = PanelUnits(threads, out _);
         // Row parts pack their own rows of A for every panel part: keep >= 4 panels (128 outputs)
         // per part so each packed value still feeds >= 128 multiply-adds.
         if (rowParts > 1) most = Math.Min(most, Math.Max(1, panels / 4));
+        int target = (rowParts == 1 ? PanelChunksPerThread : ChunksPerThread) * threads;
         panelParts = Math.Clamp(target / rowParts, 1, most);
     }
 

@@ -10,8 +10,17 @@ internal static unsafe class GemmWorkers
 {
     private static readonly ChunkWorkers s_pool = new("gemm-worker");
 
+    /// <summary>
+    /// Panel chunks per thread (at most: the split is on panel pairs). 1 gave a late worker nothing
+    /// to do once the caller had claimed both halves; see bench/RESULTS-gemm.md for the measurement.
+    /// </summary>
+    internal static int PanelChunksPerThread { get; set; } = 8;
+
     // The job of the call holding the pool; written only while holding it.
     private static readonly GemmChunks s_job = new();
+
+    /// <summary>The pool, so a benchmark can attach a <see cref="ChunkTrace"/>.</summary>
+    internal static ChunkWorkers Pool => s_pool;
 
     public static void Run(in GemmProblem problem, GemmPath path, int threads)
     {
@@ -23,13 +32,13 @@ internal static unsafe class GemmWorkers
 
         try
         {
-            GemmProblem job = problem;
-            if (problem.SharesInput(threads))
+            GemmProblem job = problem.WithPanelChunksPerThread(PanelChunksPerThread);
+            if (job.SharesInput(threads))
             {
                 // Every chunk covers all rows: pack A once here instead of once per chunk.
-                float* packed = GemmWorkspace.RentShared(checked((int)GemmDriver.PackedInputFloats(problem)));
+                float* packed = GemmWorkspace.RentShared(checked((int)GemmDriver.PackedInputFloats(job)));
                 GemmDriver.PackAll(problem, packed);
-                job = problem.WithPackedInput(packed);
+                job = job.WithPackedInput(packed);
             }
 
             s_job.Problem = job;
