@@ -18,6 +18,7 @@ public static class ServeCommand
           --role R                all | frontend | embedding (all)
           --cluster C             localhost (this silo is the primary) | localhost:PORT (join the primary silo at PORT)
                                   | redis://HOST:PORT[?password=P] (membership table in Redis: any number of silos)
+                                  | postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (membership table in PostgreSQL)
           --cluster-id ID         Orleans cluster id (recsys); silos with the same cluster and service id form one cluster
           --service-id ID         Orleans service id (recsys)
           --advertise ADDR        address (or host name) other silos reach this one at (127.0.0.1); silo and gateway listen on it
