@@ -45,7 +45,9 @@ internal static class GemmCompare
                     double oursFastest = double.MaxValue, peerFastest = double.MaxValue;
                     for (int r = 0; r < rounds; r++)
                     {
+                        Settle();
                         oursTimes[r] = Block(ours, oursIters, ref oursFastest);
+                        Settle();
                         peerTimes[r] = Block(peer, peerIters, ref peerFastest);
                         ratios[r] = peerTimes[r] / oursTimes[r];
                     }
@@ -59,6 +61,18 @@ internal static class GemmCompare
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// GEMM_COMPARE_SETTLE_MS (default 0): a pause before each block so the side that ran last has
+    /// parked its idle threads. Without it, 2-thread blocks start while the other engine's pool still
+    /// spins (ORT's for far longer than our 100 us), and the spinner takes a vCPU from the side measured.
+    /// </summary>
+    private static readonly int s_settleMs = int.TryParse(Environment.GetEnvironmentVariable("GEMM_COMPARE_SETTLE_MS"), out int ms) ? ms : 0;
+
+    private static void Settle()
+    {
+        if (s_settleMs > 0) Thread.Sleep(s_settleMs);
     }
 
     private static string Us(double[] sorted) =>
