@@ -1,10 +1,7 @@
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 using Recsys.DenseCompute.Dlrm;
-using Recsys.DenseCompute.Models;
 using Recsys.EmbeddingGrains.Contracts;
-using Recsys.EmbeddingGrains.Hosting;
 using Recsys.Router.Batching;
 using Recsys.Router.Metrics;
 using Recsys.Router.Repository;
@@ -13,93 +10,20 @@ using Recsys.Router.Serving;
 namespace Recsys.Router.Tests;
 
 /// <summary>
-/// Front end ("Silo_0", router role) + 2 embedding silos serving the dot fixture with 4 shards per
-/// table and 2 replicas per shard: every shard has a replica on each embedding silo. One cluster
-/// per test class (a test that kills a silo disturbs no other).
+/// The dot fixture with 4 shards per table and 2 replicas per shard: every shard has a replica on
+/// each embedding silo.
 /// </summary>
-public sealed class ReplicaCluster : IAsyncLifetime
+public sealed class ReplicaCluster() : ShardedTestCluster(Model)
 {
-    public const string FrontEndSilo = "Silo_0";
     public const string Model = "replicated";
     public const int Shards = 4;
 
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "recsys-replica-tests-" + Guid.NewGuid().ToString("N")[..8]);
-
-    public InProcessTestCluster Cluster { get; private set; } = null!;
-    public DlrmSpec Spec { get; private set; } = null!;
-    public string VersionDirectory => Path.Combine(_root, "models", Model, "1");
-    public IGrainFactory FrontEnd => Cluster.Silos.Single(s => s.Name == FrontEndSilo).ServiceProvider.GetRequiredService<IGrainFactory>();
-
-    public async Task InitializeAsync()
+    protected override void Shape(JsonArray tables)
     {
-        Directory.CreateDirectory(VersionDirectory);
-        string source = RouterCluster.FixtureDirectory("dot");
-        var spec = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!.AsObject();
-        foreach (JsonNode? table in spec["tables"]!.AsArray())
+        foreach (JsonNode? table in tables)
         {
             table!["shards"] = Shards;
             table["replicas"] = 2;
-        }
-        File.WriteAllText(Path.Combine(VersionDirectory, "model.json"), spec.ToJsonString());
-        File.Copy(Path.Combine(source, "weights.safetensors"), Path.Combine(VersionDirectory, "weights.safetensors"));
-        Spec = ModelSpec.Load(Path.Combine(VersionDirectory, "model.json")).RequireDlrm();
-
-        var builder = new InProcessTestClusterBuilder(3);
-        builder.ConfigureSilo((options, silo) => silo.AddEmbeddingShards(o =>
-        {
-            o.DataDirectory = Path.Combine(_root, "data");
-            o.ModelsDirectory = Path.Combine(_root, "models");
-            o.MemoryBudgetBytes = 64L << 20;
-            o.Roles = options.SiloName == FrontEndSilo ? ["router"] : [EmbeddingShardOptions.EmbeddingRole];
-        }));
-        Cluster = builder.Build();
-        await Cluster.DeployAsync();
-    }
-
-    public async Task<ServedModel> ServeAsync(bool perSilo, ServingMetrics metrics)
-    {
-        DlrmDense dense;
-        using (SafeTensorsFile weights = SafeTensorsFile.Open(Path.Combine(VersionDirectory, Spec.WeightsFile)))
-        {
-            dense = DlrmDense.Load(Spec, weights);
-        }
-        var model = new ServedModel(Model, "1", Spec, dense, FrontEnd, metrics.For(Model), new BatchingOptions()) { LookupPerSilo = perSilo };
-        await model.WarmUpAsync(progress: null);
-        return model;
-    }
-
-    /// <summary>A batch of random bags (1-3 ids each) touching most shards.</summary>
-    public RankBatch RandomBatch(int seed, int samples = 12)
-    {
-        var rng = new Random(seed);
-        float[] dense = Enumerable.Range(0, samples * Spec.DenseFeatures).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var sparse = new SparseFeature[Spec.Tables.Length];
-        for (int t = 0; t < sparse.Length; t++)
-        {
-            var ids = new List<long>();
-            var offsets = new int[samples + 1];
-            for (int b = 0; b < samples; b++)
-            {
-                int size = rng.Next(1, 4);
-                for (int j = 0; j < size; j++) ids.Add(rng.NextInt64(Spec.Tables[t].Rows));
-                offsets[b + 1] = ids.Count;
-            }
-            sparse[t] = new SparseFeature([.. ids], offsets, null);
-        }
-        return new RankBatch(samples, dense, sparse);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Cluster.StopAllSilosAsync();
-        await Cluster.DisposeAsync();
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A FASTER log still open for a moment: the temp folder is harmless.
         }
     }
 }
