@@ -7,6 +7,7 @@ using Orleans.Configuration;
 using Recsys.Cli.Commands;
 using Recsys.EmbeddingGrains.Contracts;
 using Recsys.Router.Hosting.Membership;
+using Recsys.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Recsys.Cluster.Tests;
@@ -117,7 +118,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         string membership;
         if (_postgresUrl is null)
         {
-            RedisPort = FreePort();
+            RedisPort = LoopbackPorts.Free();
             SiloProcess redis = Track(SiloProcess.Start("redis", Redis.ServerPath, ["--port", RedisPort.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], logDirectory: LogDirectory));
             await WaitForTcpAsync(redis, RedisPort, TimeSpan.FromSeconds(20));
             membership = $"redis://127.0.0.1:{RedisPort}";
@@ -131,7 +132,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         string[] common = ["--cluster", membership, "--cluster-id", ClusterId, "--models", ModelsDirectory, "--data", DataDirectory, .. ExtraServeArguments()];
         _startEmbedding = () =>
         {
-            int http = FreePort(), silo = FreePort(), gateway = FreePort();
+            int http = LoopbackPorts.Free(), silo = LoopbackPorts.Free(), gateway = LoopbackPorts.Free();
             SiloProcess process = Track(SiloProcess.Start($"embedding-{Embedding.Count}", dotnet,
                 [dll, "serve", "--role", "embedding", .. common, "--port", $"{http}", "--silo-port", $"{silo}", "--gateway-port", $"{gateway}", .. extra], http, silo, LogDirectory, ChildLogging));
             Embedding.Add(process);
@@ -140,7 +141,7 @@ public sealed class LoopbackCluster : IAsyncDisposable
         for (int i = 0; i < embeddingSilos; i++) _startEmbedding();
         foreach (SiloProcess e in Embedding) await WaitForHttpAsync(e, "/v2/health/live", TimeSpan.FromSeconds(120));
 
-        int feHttp = FreePort(), feSilo = FreePort(), feGateway = FreePort();
+        int feHttp = LoopbackPorts.Free(), feSilo = LoopbackPorts.Free(), feGateway = LoopbackPorts.Free();
         Frontend = Track(SiloProcess.Start("frontend", dotnet,
             [dll, "serve", "--role", "frontend", .. common, "--port", $"{feHttp}", "--silo-port", $"{feSilo}", "--gateway-port", $"{feGateway}", .. extra], feHttp, feSilo, LogDirectory, ChildLogging));
         await WaitForHttpAsync(Frontend, "/v2/health/ready", TimeSpan.FromSeconds(180));
@@ -288,26 +289,6 @@ public sealed class LoopbackCluster : IAsyncDisposable
         }
         throw new TimeoutException($"{process.Name} did not listen on {port} within {timeout.TotalSeconds:0} s");
     }
-
-    /// <summary>
-    /// A port free now and never handed out before in this test run: the kernel may give a port it just
-    /// released to the next bind-to-0, and a silo whose HTTP and silo ports came out equal cannot start.
-    /// </summary>
-    public static int FreePort()
-    {
-        while (true)
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            lock (s_handedOut)
-            {
-                if (s_handedOut.Add(port)) return port;
-            }
-        }
-    }
-
-    private static readonly HashSet<int> s_handedOut = [];
 
     public async ValueTask DisposeAsync()
     {

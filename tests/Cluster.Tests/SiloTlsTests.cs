@@ -6,6 +6,8 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using Recsys.Router.Hosting;
 
+using Recsys.Tests.Shared;
+
 namespace Recsys.Cluster.Tests;
 
 /// <summary>
@@ -43,14 +45,14 @@ public sealed class SiloTlsTests : IAsyncLifetime
         File.WriteAllText(Path.Combine(modelDir, "model.json"), spec.ToJsonString());
         File.Copy(Path.Combine(fixture, "weights.safetensors"), Path.Combine(modelDir, "weights.safetensors"));
 
-        int primarySilo = LoopbackCluster.FreePort();
+        int primarySilo = LoopbackPorts.Free();
         var options = new ServeOptions
         {
             ModelsDirectory = models,
             DataDirectory = Path.Combine(_root, "data"),
             Port = 0,
             SiloPort = primarySilo,
-            GatewayPort = LoopbackCluster.FreePort(),
+            GatewayPort = LoopbackPorts.Free(),
             ClusterId = "tls-" + Guid.NewGuid().ToString("N")[..6],
             WriteDemoModelWhenEmpty = false,
             Deadline = TimeSpan.FromSeconds(20),
@@ -61,8 +63,8 @@ public sealed class SiloTlsTests : IAsyncLifetime
         await using RecsysServer secondary = await RecsysServer.StartAsync(options with
         {
             Role = SiloRole.Embedding,
-            SiloPort = LoopbackCluster.FreePort(),
-            GatewayPort = LoopbackCluster.FreePort(),
+            SiloPort = LoopbackPorts.Free(),
+            GatewayPort = LoopbackPorts.Free(),
             PrimarySilo = new IPEndPoint(IPAddress.Loopback, primarySilo),
         }, TextWriter.Null, loadModels: false);
         await primary.LoadModelsAsync();

@@ -1,11 +1,11 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Recsys.Cli.Bench.Workload;
 using Recsys.Cli.Commands;
 using Recsys.DenseCompute.Models;
 using Recsys.Router.Hosting;
+
+using Recsys.Tests.Shared;
 
 namespace Recsys.Router.Tests;
 
@@ -23,8 +23,8 @@ public sealed class BenchMemoryTests
             ModelsDirectory = models,
             DataDirectory = Path.Combine(root, "data"),
             Port = 0,
-            SiloPort = FreePort(),
-            GatewayPort = FreePort(),
+            SiloPort = LoopbackPorts.Free(),
+            GatewayPort = LoopbackPorts.Free(),
             ClusterId = "bench-memory-" + Guid.NewGuid().ToString("N")[..6],
             ApiKey = "k",
             WriteDemoModelWhenEmpty = false,
@@ -64,12 +64,5 @@ public sealed class BenchMemoryTests
         JsonNode metadata = JsonNode.Parse(await http.GetStringAsync("v2/models/memcap-1"))!;
         WorkloadShape shape = WorkloadShape.FromKServeMetadata("memcap-1", metadata, rows: null, lookups: null);
         Assert.Equal(spec.Tables.Select(t => (t.Name, t.Rows, t.Lookups, t.RowBytes)), shape.Tables.Select(t => (t.Name, t.Rows, t.Lookups, t.RowBytes)));
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,6 +1,7 @@
 using System.Net;
-using System.Net.Sockets;
 using Recsys.Router.Hosting;
+
+using Recsys.Tests.Shared;
 
 namespace Recsys.Router.Tests;
 
@@ -11,8 +12,6 @@ namespace Recsys.Router.Tests;
 /// </summary>
 public sealed class TestServer : IAsyncDisposable
 {
-    private static readonly HashSet<int> s_handedOut = [];
-
     private readonly List<RecsysServer> _embeddingSilos = [];
 
     private TestServer(string root) => Root = root;
@@ -50,8 +49,8 @@ public sealed class TestServer : IAsyncDisposable
                 DataDirectory = Path.Combine(server.Root, "data"),
                 Role = embeddingSilos > 0 ? SiloRole.Frontend : SiloRole.All,
                 Port = 0,
-                SiloPort = FreePort(),
-                GatewayPort = FreePort(),
+                SiloPort = LoopbackPorts.Free(),
+                GatewayPort = LoopbackPorts.Free(),
                 ClusterId = $"{name}-tests-{Guid.NewGuid().ToString("N")[..6]}",
                 WriteDemoModelWhenEmpty = false,
                 Deadline = TimeSpan.FromSeconds(30),
@@ -64,8 +63,8 @@ public sealed class TestServer : IAsyncDisposable
                 {
                     Role = SiloRole.Embedding,
                     DataDirectory = Path.Combine(server.Root, $"data-embedding-{i}"),
-                    SiloPort = FreePort(),
-                    GatewayPort = FreePort(),
+                    SiloPort = LoopbackPorts.Free(),
+                    GatewayPort = LoopbackPorts.Free(),
                     PrimarySilo = new IPEndPoint(IPAddress.Loopback, options.SiloPort),
                 }, TextWriter.Null, loadModels: false));
             }
@@ -93,24 +92,6 @@ public sealed class TestServer : IAsyncDisposable
         catch (IOException)
         {
             // FASTER may still hold a log file handle for a moment; the temp folder is harmless.
-        }
-    }
-
-    /// <summary>
-    /// A port free now and never handed out before in this test run: the kernel may give a port it just
-    /// released to the next bind-to-0, and a silo whose silo and gateway ports came out equal cannot start.
-    /// </summary>
-    public static int FreePort()
-    {
-        while (true)
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            lock (s_handedOut)
-            {
-                if (s_handedOut.Add(port)) return port;
-            }
         }
     }
 }
