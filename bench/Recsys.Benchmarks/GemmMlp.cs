@@ -96,14 +96,52 @@ internal sealed class OrtMlpRunner : IDisposable
     private readonly string[] _outputNames = ["y"];
 
     public OrtMlpRunner(GemmMlp mlp, int threads, float[] input, int m)
+        : this(mlp.OrtSession(threads), mlp, input, m)
     {
-        _session = mlp.OrtSession(threads);
+    }
+
+    private OrtMlpRunner(InferenceSession session, GemmMlp mlp, float[] input, int m)
+    {
+        _session = session;
         Output = new float[m * mlp.Dims[^1]];
         _inputs = [OrtValue.CreateTensorValueFromMemory(input, [m, mlp.Dims[0]])];
         _outputs = [OrtValue.CreateTensorValueFromMemory(Output, [m, mlp.Dims[^1]])];
     }
 
     public float[] Output { get; }
+
+    /// <summary>
+    /// A runner whose session uses ORT's global intra-op pool of <paramref name="threads"/> threads
+    /// (created on first use), for the cold regime's many copies: one pool per session would leave
+    /// dozens of idle pools spinning against the session that runs.
+    /// </summary>
+    public static OrtMlpRunner OnGlobalPool(GemmMlp mlp, int threads, float[] input, int m)
+    {
+        EnsureGlobalPool(threads);
+        using var options = new SessionOptions
+        {
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        options.DisablePerSessionThreads();
+        return new OrtMlpRunner(new InferenceSession(OrtModelWriter.Mlp(mlp.Layers), options), mlp, input, m);
+    }
+
+    private static readonly object s_envLock = new();
+    private static int s_envThreads;
+
+    private static void EnsureGlobalPool(int threads)
+    {
+        lock (s_envLock)
+        {
+            if (s_envThreads == threads) return;
+            if (s_envThreads != 0 || OrtEnv.IsCreated) throw new InvalidOperationException($"ORT's environment already exists (global pool of {s_envThreads} threads); the cold regime needs its own, of {threads}");
+            using var threading = new OrtThreadingOptions { GlobalIntraOpNumThreads = threads, GlobalInterOpNumThreads = 1, GlobalSpinControl = true };
+            var env = new EnvironmentCreationOptions { threadOptions = threading };
+            OrtEnv.CreateInstanceWithOptions(ref env);
+            s_envThreads = threads;
+        }
+    }
 
     public void Run() => _session.Run(_runOptions, _inputNames, _inputs, _outputNames, _outputs);
 

@@ -115,7 +115,7 @@ internal static class QuantizedGemmCompare
         {
             float[] x = GemmMlp.Input(m, mlp.Dims[0]);
             float[] a = new float[m * widest], b = new float[m * widest];
-            ColdOrtRunner[] orts = [.. Enumerable.Range(0, copies).Select(_ => new ColdOrtRunner(mlp, threads, x, m))];
+            OrtMlpRunner[] orts = [.. Enumerable.Range(0, copies).Select(_ => OrtMlpRunner.OnGlobalPool(mlp, threads, x, m))];
             try
             {
                 var runs = new List<Action>();
@@ -133,7 +133,7 @@ internal static class QuantizedGemmCompare
             }
             finally
             {
-                foreach (ColdOrtRunner ort in orts) ort.Dispose();
+                foreach (OrtMlpRunner ort in orts) ort.Dispose();
             }
         }
 
@@ -245,58 +245,4 @@ internal static class QuantizedGemmCompare
 
     /// <summary>Median over rounds of the per-round block ratio variant 0 / variant, from the last <see cref="Measure"/>.</summary>
     private static double[] LastBlockRatios { get; set; } = [];
-}
-
-/// <summary>
-/// An ORT session on one copy of the MLP for the cold regime. All copies share ORT's global intra-op pool of the
-/// benchmark's thread count: one pool per session would leave dozens of idle pools spinning against the session that runs.
-/// </summary>
-internal sealed class ColdOrtRunner : IDisposable
-{
-    private static readonly object s_envLock = new();
-    private static int s_envThreads;
-
-    private readonly InferenceSession _session;
-    private readonly RunOptions _runOptions = new();
-    private readonly OrtValue[] _inputs;
-    private readonly OrtValue[] _outputs;
-    private readonly string[] _inputNames = ["x"];
-    private readonly string[] _outputNames = ["y"];
-
-    public ColdOrtRunner(GemmMlp mlp, int threads, float[] input, int m)
-    {
-        EnsureGlobalPool(threads);
-        using var options = new SessionOptions
-        {
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        };
-        options.DisablePerSessionThreads();
-        _session = new InferenceSession(OrtModelWriter.Mlp(mlp.Layers), options);
-        _inputs = [OrtValue.CreateTensorValueFromMemory(input, [m, mlp.Dims[0]])];
-        _outputs = [OrtValue.CreateTensorValueFromMemory(new float[m * mlp.Dims[^1]], [m, mlp.Dims[^1]])];
-    }
-
-    public void Run() => _session.Run(_runOptions, _inputNames, _inputs, _outputNames, _outputs);
-
-    public void Dispose()
-    {
-        _inputs[0].Dispose();
-        _outputs[0].Dispose();
-        _runOptions.Dispose();
-        _session.Dispose();
-    }
-
-    private static void EnsureGlobalPool(int threads)
-    {
-        lock (s_envLock)
-        {
-            if (s_envThreads == threads) return;
-            if (s_envThreads != 0 || OrtEnv.IsCreated) throw new InvalidOperationException($"ORT's environment already exists (global pool of {s_envThreads} threads); the cold regime needs its own, of {threads}");
-            using var threading = new OrtThreadingOptions { GlobalIntraOpNumThreads = threads, GlobalInterOpNumThreads = 1, GlobalSpinControl = true };
-            var env = new EnvironmentCreationOptions { threadOptions = threading };
-            OrtEnv.CreateInstanceWithOptions(ref env);
-            s_envThreads = threads;
-        }
-    }
 }

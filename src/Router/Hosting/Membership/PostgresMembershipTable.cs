@@ -75,11 +75,10 @@ public sealed class PostgresMembershipTable(NpgsqlDataSource database, IOptions<
         await using NpgsqlConnection connection = await database.OpenConnectionAsync().ConfigureAwait(false);
         await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
         if (!await BumpVersionAsync(connection, transaction, tableVersion).ConfigureAwait(false)) return false;
-        var parameters = new List<(string, object?)>(MembershipRow.Parameters(clusterId, entry)) { ("etag", rowEtag) };
         int updated = await ExecuteAsync(connection, transaction,
             $"UPDATE recsys_membership SET ({MembershipSchema.Columns}, etag) = ({MembershipSchema.Parameters}, etag + 1) " +
             "WHERE cluster_id = @cluster AND silo = @silo AND etag = @etag",
-            [.. parameters]).ConfigureAwait(false);
+            [.. MembershipRow.Parameters(clusterId, entry), ("etag", rowEtag)]).ConfigureAwait(false);
         if (updated == 0) return false;
         await transaction.CommitAsync().ConfigureAwait(false);
         return true;
